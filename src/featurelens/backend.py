@@ -1,0 +1,77 @@
+"""What a backend is: the contract between the core and PyTorch, Keras or a third party.
+
+The core never imports a framework. A backend turns a :class:`~featurelens.spec.ModelSpec` into a
+framework model (the *native* model), trains it, predicts and saves it, exchanging only numpy
+arrays in the canonical layouts: images (N, H, W, C) float32 already normalized, labels (N,)
+int64, probabilities (N, num_classes) float32.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from featurelens.config import TrainConfig
+    from featurelens.history import History
+    from featurelens.spec import ModelSpec
+
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class Backend(abc.ABC):
+    """Base class every backend implements. Methods receive and return numpy arrays."""
+
+    #: Short name used on the command line and in saved model folders.
+    name: str = ""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework versions to record in a saved model folder, e.g. ``{"torch": "2.13.0"}``."""
+
+    @abc.abstractmethod
+    def build(self, spec: ModelSpec, seed: int = 0) -> Any:
+        """A freshly initialised native model for ``spec`` with the spec's layer names."""
+
+    @abc.abstractmethod
+    def fit(self, native: Any, spec: ModelSpec, train: tuple[np.ndarray, np.ndarray],
+            validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
+            progress: bool = True) -> History:
+        """Train in place following ``config`` (early stopping, LR reduction, ...)."""
+
+    @abc.abstractmethod
+    def predict(self, native: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, num_classes) float32 for normalized NHWC float32 images."""
+
+    @abc.abstractmethod
+    def save_weights(self, native: Any, path: Path) -> None:
+        """Write every weight and buffer to ``path`` without pickle (safetensors)."""
+
+    @abc.abstractmethod
+    def load_weights(self, spec: ModelSpec, path: Path) -> Any:
+        """Build ``spec`` and load the weights at ``path``; never executes code from the file."""
+
+    def device(self, native: Any) -> str:
+        """Where the model lives (``cpu``, ``cuda:0`` ...), for messages."""
+        return "cpu"
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registered backend, cheap to create: the framework is imported only by ``load``."""
+
+    name: str
+    load: Callable[[], Backend]
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+
+    def missing(self) -> list[str]:
+        """The required modules that are not importable here."""
+        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]

@@ -1,0 +1,260 @@
+"""The ``featurelens`` command line: backends, spec, train, evaluate and demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from featurelens.errors import FeaturelensError
+
+DEMO_TRAIN_PER_CLASS = 1000
+DEMO_EPOCHS = 10
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: "
+                   "$FEATURELENS_DATA_DIR, the user cache, Keras's cache; downloads if absent)")
+    p.add_argument("--no-download", action="store_true", help="fail instead of downloading CIFAR-10")
+    p.add_argument("--test-per-class", type=int, help="evaluate on this many test images per class")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from featurelens.config import DEVICES, OPTIMIZERS
+
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default=None, help="a named spec (see `featurelens spec --list`); default seed")
+    g.add_argument("--spec", type=Path, help="a ModelSpec JSON file")
+    p.add_argument("--backend", help="torch, keras, ... (default: $FEATURELENS_BACKEND, else the first installed)")
+    p.add_argument("--config", type=Path, help="a TrainConfig JSON file; flags below override it")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--lr-patience", type=int, help="epochs without improvement before the LR is reduced")
+    p.add_argument("--lr-factor", type=float, help="factor the LR is multiplied by on a plateau")
+    p.add_argument("--min-lr", type=float)
+    p.add_argument("--no-reduce-lr", action="store_true")
+    p.add_argument("--augment", action="store_true", default=None, help="random flips and 4-pixel shifts")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help=f"one of {', '.join(DEVICES)} or cuda:N")
+    p.add_argument("--train-per-class", type=int, help="train on this many images per class")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="featurelens",
+        description="Build, train and look inside CNNs on CIFAR-10 with PyTorch or Keras 3.")
+    from featurelens import __version__
+
+    parser.add_argument("--version", action="version", version=f"featurelens {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("backends", help="list backends, whether they are installed and how to install them")
+
+    p = sub.add_parser("spec", help="show a preset's layers and parameter count, or its JSON")
+    p.add_argument("preset", nargs="?", default="seed")
+    p.add_argument("--json", action="store_true", help="print the spec as JSON (a starting point for --spec)")
+    p.add_argument("--list", action="store_true", help="list the available presets")
+
+    p = sub.add_parser("train", help="train a spec on CIFAR-10 and write a model folder")
+    _add_train_args(p)
+    _add_data_args(p)
+    p.add_argument("--out", type=Path, default=None, help="model folder to write (default runs/<spec>-<backend>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+    p = sub.add_parser("evaluate", help="test accuracy, loss and per-class accuracy of a model folder")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_data_args(p)
+
+    p = sub.add_parser("demo", help="the whole workflow on CIFAR-10, sized for a few CPU minutes")
+    p.add_argument("--out", type=Path, default=Path("featurelens-demo"), help="output folder")
+    p.add_argument("--backend")
+    p.add_argument("--full", action="store_true",
+                   help="the full recipe: all 50,000 images, up to 100 epochs with early stopping")
+    p.add_argument("--train-per-class", type=int, default=None,
+                   help=f"training images per class (default {DEMO_TRAIN_PER_CLASS}, all with --full)")
+    p.add_argument("--epochs", type=int, default=None, help=f"epoch cap (default {DEMO_EPOCHS}, 100 with --full)")
+    p.add_argument("--device")
+    p.add_argument("--no-progress", action="store_true")
+    _add_data_args(p)
+    return parser
+
+
+def _load_spec(args: argparse.Namespace):
+    from featurelens.presets import get_preset
+    from featurelens.spec import ModelSpec
+
+    if getattr(args, "spec", None):
+        try:
+            text = args.spec.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise FeaturelensError(f"cannot read the spec file {args.spec}: {exc}") from exc
+        return ModelSpec.from_json(text)
+    return get_preset(args.preset or "seed")
+
+
+def _train_config(args: argparse.Namespace):
+    from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
+
+    base = {}
+    if args.config:
+        try:
+            base = json.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FeaturelensError(f"cannot read the config file {args.config}: {exc}") from exc
+    config = TrainConfig.from_dict(base)
+    flat = {k: getattr(args, k) for k in ("epochs", "batch_size", "optimizer", "learning_rate",
+                                          "validation_split", "augment", "seed", "device")}
+    config = config.replace(**{k: v for k, v in flat.items() if v is not None})
+    es, rl = config.early_stopping, config.reduce_lr
+    if args.no_early_stopping:
+        es = None
+    elif args.patience is not None:
+        es = EarlyStopping(**{**(es.__dict__ if es else {}), "patience": args.patience})
+    if args.no_reduce_lr:
+        rl = None
+    else:
+        changes = {k: v for k, v in (("patience", args.lr_patience), ("factor", args.lr_factor),
+                                     ("min_lr", args.min_lr)) if v is not None}
+        if changes:
+            rl = ReduceLROnPlateau(**{**(rl.__dict__ if rl else {}), **changes})
+    return config.replace(early_stopping=es, reduce_lr=rl)
+
+
+def _load_data(args: argparse.Namespace, train_per_class: int | None = None):
+    from featurelens.data import load_cifar10
+
+    return load_cifar10(args.data_dir, download=not args.no_download,
+                        train_per_class=train_per_class, test_per_class=args.test_per_class,
+                        progress=not getattr(args, "no_progress", False))
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from featurelens.backends import backend_status
+    from featurelens.plugins import registry
+
+    statuses = backend_status()
+    if not statuses:
+        print("No backend is registered. Install one with: pip install 'featurelens[torch]'")
+    for s in statuses:
+        state = "installed" if s.installed else f"not installed ({s.install})"
+        print(f"{s.name:<10} {state:<45} {s.description}")
+    for failure in registry().failures:
+        print(f"plugin {failure.name!r} ({failure.target}) failed to load: {failure.error}")
+    return 0
+
+
+def _cmd_spec(args: argparse.Namespace) -> int:
+    from featurelens.presets import available_presets, get_preset
+
+    if args.list:
+        for name, factory in sorted(available_presets().items()):
+            spec = factory()
+            print(f"{name:<10} {spec.parameter_count():>10,} parameters  {(factory.__doc__ or '').strip().splitlines()[0]}")
+        return 0
+    spec = get_preset(args.preset)
+    print(spec.to_json() if args.json else spec.summary())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from featurelens.backends import get_backend
+    from featurelens.modeldir import write_evaluation
+    from featurelens.training import train
+
+    spec = _load_spec(args)
+    config = _train_config(args)
+    backend = get_backend(args.backend)
+    out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
+    if out.exists() and not args.overwrite:
+        raise FeaturelensError(f"{out} already exists; pass --overwrite or choose another --out")
+    data = _load_data(args, args.train_per_class)
+    print(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
+          f"CIFAR-10 images with the {backend.name} backend, up to {config.effective_epochs()} epochs")
+    model = train(spec, data.train_images, data.train_labels, config, backend=backend,
+                  class_names=data.class_names, progress=not args.no_progress)
+    print(model.history.describe())
+    model.save(out, overwrite=args.overwrite)
+    evaluation = model.evaluate(data.test_images, data.test_labels)
+    write_evaluation(out, evaluation.to_dict())
+    print(evaluation.describe())
+    print(f"Model folder: {out}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from featurelens.modeldir import load_model, write_evaluation
+
+    model = load_model(args.model_dir)
+    data = _load_data(args)
+    evaluation = model.evaluate(data.test_images, data.test_labels)
+    write_evaluation(args.model_dir, evaluation.to_dict())
+    print(json.dumps(evaluation.to_dict(), indent=2) if args.json else evaluation.describe())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from featurelens.backends import get_backend
+    from featurelens.config import TrainConfig
+    from featurelens.modeldir import write_evaluation
+    from featurelens.presets import get_preset
+    from featurelens.training import train
+
+    started = time.perf_counter()
+    per_class = args.train_per_class or (None if args.full else DEMO_TRAIN_PER_CLASS)
+    epochs = args.epochs or (100 if args.full else DEMO_EPOCHS)
+    config = TrainConfig(epochs=epochs, device=args.device or "auto", augment=args.full)
+    backend = get_backend(args.backend)
+    spec = get_preset("seed")
+    data = _load_data(args, per_class)
+    print(f"CIFAR-10 from {data.source}: training on {len(data.train_labels):,} images "
+          f"({'all' if per_class is None else per_class} per class), testing on {len(data.test_labels):,}")
+    print(f"Model: {spec.name}, {spec.parameter_count():,} parameters; backend {backend.name}; "
+          f"up to {config.effective_epochs()} epochs with early stopping and LR reduction")
+    model = train(spec, data.train_images, data.train_labels, config, backend=backend,
+                  class_names=data.class_names, progress=not args.no_progress)
+    print(model.history.describe())
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_dir = model.save(args.out / "model", overwrite=True)
+    evaluation = model.evaluate(data.test_images, data.test_labels)
+    write_evaluation(model_dir, evaluation.to_dict())
+    print(evaluation.describe())
+    print(f"\nDone in {time.perf_counter() - started:.0f} s. Outputs:")
+    print(f"  model folder   {model_dir}  (featurelens.json, weights.safetensors)")
+    print(f"  history        {model_dir / 'history.json'}")
+    print(f"  evaluation     {model_dir / 'evaluation.json'}")
+    if not args.full:
+        print("This was the CPU-sized demo; `featurelens demo --full` runs the whole recipe.")
+    return 0
+
+
+COMMANDS = {"backends": _cmd_backends, "spec": _cmd_spec, "train": _cmd_train,
+            "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (FeaturelensError, ValueError, FileExistsError) as exc:
+        print(f"featurelens {args.command}: error: {exc}", file=sys.stderr)
+        if os.environ.get("FEATURELENS_DEBUG"):
+            raise
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

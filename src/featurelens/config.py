@@ -1,0 +1,146 @@
+"""Training configuration, backend-neutral and validated field by field.
+
+Early stopping and learning-rate reduction follow Keras's ``EarlyStopping`` and
+``ReduceLROnPlateau`` exactly (see :mod:`featurelens.callbacks` for the rules), so a config means
+the same on every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from featurelens.errors import ConfigError
+
+MAX_EPOCHS_ENV = "FEATURELENS_MAX_EPOCHS"
+OPTIMIZERS = ("adam", "adamw", "sgd")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+METRICS = ("val_loss", "val_accuracy", "loss", "accuracy")
+
+
+def _bad(path: str, value: Any, why: str) -> None:
+    raise ConfigError(f"{path}: {value!r} is invalid: {why}")
+
+
+def _number(path: str, value: Any, low: float, high: float | None = None, *, low_open=False,
+            integer=False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        _bad(path, value, "expected an integer" if integer else "expected a number")
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        bound = f"> {low}" if low_open else f">= {low}"
+        _bad(path, value, f"must be {bound}" + (f" and <= {high}" if high is not None else ""))
+
+
+def _monitor(path: str, value: Any) -> None:
+    if value not in METRICS:
+        _bad(path, value, f"choose one of {', '.join(METRICS)}")
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    def __post_init__(self) -> None:
+        _monitor("early_stopping.monitor", self.monitor)
+        _number("early_stopping.patience", self.patience, 0, integer=True)
+        _number("early_stopping.min_delta", self.min_delta, 0)
+
+
+@dataclass(frozen=True)
+class ReduceLROnPlateau:
+    """Multiply the learning rate by ``factor`` when ``monitor`` plateaus for ``patience`` epochs."""
+
+    monitor: str = "val_loss"
+    factor: float = 0.5
+    patience: int = 5
+    min_delta: float = 1e-4
+    min_lr: float = 1e-6
+    cooldown: int = 0
+
+    def __post_init__(self) -> None:
+        _monitor("reduce_lr.monitor", self.monitor)
+        _number("reduce_lr.factor", self.factor, 0, low_open=True)
+        if self.factor >= 1:
+            _bad("reduce_lr.factor", self.factor, "must be < 1 to reduce the learning rate")
+        _number("reduce_lr.patience", self.patience, 0, integer=True)
+        _number("reduce_lr.min_delta", self.min_delta, 0)
+        _number("reduce_lr.min_lr", self.min_lr, 0)
+        _number("reduce_lr.cooldown", self.cooldown, 0, integer=True)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: the seed recipe's defaults (Adam 1e-3, batch 64, 10% validation, ...)."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    validation_split: float = 0.1
+    early_stopping: EarlyStopping | None = field(default_factory=EarlyStopping)
+    reduce_lr: ReduceLROnPlateau | None = field(default_factory=ReduceLROnPlateau)
+    augment: bool = False
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _number("epochs", self.epochs, 1, integer=True)
+        _number("batch_size", self.batch_size, 1, integer=True)
+        if self.optimizer not in OPTIMIZERS:
+            _bad("optimizer", self.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
+        _number("learning_rate", self.learning_rate, 0, low_open=True)
+        _number("weight_decay", self.weight_decay, 0)
+        _number("momentum", self.momentum, 0, 1)
+        _number("validation_split", self.validation_split, 0, 1)
+        if self.validation_split >= 1:
+            _bad("validation_split", self.validation_split, "must be < 1 so something is left to train on")
+        if not isinstance(self.augment, bool):
+            _bad("augment", self.augment, "expected true or false")
+        _number("seed", self.seed, 0, integer=True)
+        if self.device not in DEVICES and not str(self.device).startswith(("cuda:", "mps:")):
+            _bad("device", self.device, f"choose one of {', '.join(DEVICES)} or cuda:N")
+        needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
+                     if c is not None and c.monitor.startswith("val_")]
+        if needs_val and self.validation_split == 0:
+            _bad("validation_split", 0, f"{needs_val[0]} is monitored, so a validation split is "
+                 "needed; set validation_split > 0 or monitor 'loss'/'accuracy'")
+
+    def effective_epochs(self) -> int:
+        """``epochs``, capped by ``FEATURELENS_MAX_EPOCHS`` when set (docs builds, CI)."""
+        cap = os.environ.get(MAX_EPOCHS_ENV, "").strip()
+        if not cap:
+            return self.epochs
+        if not cap.isdigit() or int(cap) < 1:
+            raise ConfigError(f"{MAX_EPOCHS_ENV}={cap!r} is invalid: set it to a positive integer or unset it")
+        return min(self.epochs, int(cap))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; "
+                              f"the known ones are {', '.join(sorted(known))}")
+        kwargs = dict(data)
+        for key, sub in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
+            if isinstance(kwargs.get(key), dict):
+                try:
+                    kwargs[key] = sub(**kwargs[key])
+                except TypeError as exc:
+                    raise ConfigError(f"{key}: {exc}") from exc
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)

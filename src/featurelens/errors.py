@@ -1,0 +1,32 @@
+"""Exceptions raised by featurelens.
+
+Every error says what was wrong, what was expected and what to do. They all derive from
+:class:`FeaturelensError` so callers can catch the library's errors in one place, and the ones
+caused by bad arguments also derive from :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+
+class FeaturelensError(Exception):
+    """Base class of every error featurelens raises on purpose."""
+
+
+class SpecError(FeaturelensError, ValueError):
+    """A model spec or one of its fields is invalid."""
+
+
+class ConfigError(FeaturelensError, ValueError):
+    """A training configuration field is invalid."""
+
+
+class DataError(FeaturelensError):
+    """A dataset is missing, corrupted, truncated or unsafe."""
+
+
+class BackendError(FeaturelensError):
+    """A backend is unknown, not installed or failed to load."""
+
+
+class ModelFolderError(FeaturelensError):
+    """A saved model folder is missing files, malformed or from an unknown format."""

@@ -1,0 +1,57 @@
+"""Test-set metrics computed from probabilities, identically for every backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Probabilities are clipped like Keras's cross-entropy does before taking the log.
+EPSILON = 1e-7
+
+
+@dataclass
+class Evaluation:
+    """Loss, accuracy, per-class accuracy and the confusion matrix (rows: true, cols: predicted)."""
+
+    loss: float
+    accuracy: float
+    per_class_accuracy: dict[str, float]
+    confusion: np.ndarray
+    count: int
+
+    def describe(self) -> str:
+        lines = [f"test loss {self.loss:.4f}, accuracy {self.accuracy:.2%} on {self.count} images"]
+        width = max(len(n) for n in self.per_class_accuracy)
+        lines += [f"  {name:<{width}}  {acc:7.2%}" for name, acc in self.per_class_accuracy.items()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "accuracy": self.accuracy, "count": self.count,
+                "per_class_accuracy": self.per_class_accuracy, "confusion": self.confusion.tolist()}
+
+
+def evaluate_probabilities(probabilities: np.ndarray, labels: np.ndarray,
+                           class_names: tuple[str, ...] | list[str]) -> Evaluation:
+    """Metrics of (N, K) probabilities against (N,) integer labels."""
+    labels = np.asarray(labels, np.int64)
+    if probabilities.ndim != 2 or len(probabilities) != len(labels):
+        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels")
+    k = probabilities.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must be in 0..{k - 1} for a {k}-class model")
+    picked = np.clip(probabilities[np.arange(len(labels)), labels], EPSILON, 1.0)
+    predicted = probabilities.argmax(axis=1)
+    confusion = np.zeros((k, k), np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    totals = confusion.sum(axis=1)
+    per_class = {str(name): float(confusion[i, i] / totals[i]) if totals[i] else float("nan")
+                 for i, name in enumerate(class_names)}
+    return Evaluation(
+        loss=float(-np.log(picked).mean()) if len(labels) else float("nan"),
+        accuracy=float((predicted == labels).mean()) if len(labels) else float("nan"),
+        per_class_accuracy=per_class,
+        confusion=confusion,
+        count=int(len(labels)),
+    )

@@ -1,0 +1,43 @@
+"""The hooks a featurelens plugin can implement.
+
+A plugin is a module (or object) with functions decorated by :data:`featurelens.hookimpl`,
+announced to featurelens through the ``featurelens`` entry-point group of its distribution::
+
+    [project.entry-points.featurelens]
+    mybackend = "mypackage.plugin"
+
+The built-in PyTorch backend registers through exactly this mechanism.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from featurelens.backend import BackendEntry
+    from featurelens.spec import ModelSpec
+
+hookspec = pluggy.HookspecMarker("featurelens")
+hookimpl = pluggy.HookimplMarker("featurelens")
+
+
+@hookspec
+def featurelens_register_backends(register: Callable[[BackendEntry], None]) -> None:
+    """Register training/introspection backends by calling ``register(BackendEntry(...))``.
+
+    Called once, when featurelens first needs its backends. Registration must be cheap: the entry
+    names the framework modules it ``requires`` and a ``load`` callable that imports the framework
+    only when the backend is used, so listing backends never imports torch or keras.
+    """
+
+
+@hookspec
+def featurelens_register_presets(register: Callable[[str, Callable[[], ModelSpec]], None]) -> None:
+    """Register named model specs by calling ``register(name, factory)``.
+
+    ``factory()`` returns a :class:`~featurelens.spec.ModelSpec`; the name becomes usable as
+    ``--preset NAME`` on the command line and with :func:`featurelens.get_preset`.
+    """

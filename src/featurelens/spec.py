@@ -1,0 +1,277 @@
+"""Backend-neutral model specs: what to build, validated before anything is built.
+
+A :class:`ModelSpec` describes a CNN as conv blocks followed by dense blocks and a softmax head.
+:meth:`ModelSpec.layers` expands it into a flat list of :class:`LayerSpec` with stable names
+(``block1_conv1``, ``block1_bn1``, ``block1_relu1``, ``block1_pool``, ``block1_dropout``,
+``flatten``, ``dense1``, ..., ``head_dense``, ``head_softmax``). Every backend builds exactly
+that list, in that order, with those names, so a name points at the same computation everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from featurelens.errors import SpecError
+
+#: Batch-norm constants shared by every backend (Keras's defaults; torch's momentum is 1 - this).
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _fail(path: str, value: Any, why: str) -> None:
+    raise SpecError(f"{path}: {value!r} is invalid: {why}")
+
+
+def _check_int(path: str, value: Any, minimum: int, why: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(path, value, why)
+
+
+def _check_fraction(path: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        _fail(path, value, "dropout is the fraction of units zeroed while training; use 0 <= x < 1")
+
+
+def _check_bool(path: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        _fail(path, value, "expected true or false")
+
+
+@dataclass(frozen=True)
+class ConvBlock:
+    """``convs`` same-padded convolutions (each + optional batch norm + ReLU), pooling, dropout."""
+
+    filters: int
+    convs: int = 2
+    kernel_size: int = 3
+    pool_size: int = 2
+    dropout: float = 0.0
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        self._validate("ConvBlock")
+
+    def _validate(self, path: str) -> None:
+        _check_int(f"{path}.filters", self.filters, 1, "the number of filters must be an int >= 1")
+        _check_int(f"{path}.convs", self.convs, 1, "a block needs at least one convolution (int >= 1)")
+        _check_int(f"{path}.kernel_size", self.kernel_size, 1, "the kernel size must be an int >= 1")
+        if self.kernel_size % 2 == 0:
+            _fail(f"{path}.kernel_size", self.kernel_size,
+                  "'same' padding is only symmetric (and identical across backends) for odd kernels;"
+                  " use 1, 3, 5, ...")
+        _check_int(f"{path}.pool_size", self.pool_size, 1,
+                   "the max-pooling window must be an int >= 1 (1 means no pooling)")
+        _check_fraction(f"{path}.dropout", self.dropout)
+        _check_bool(f"{path}.batch_norm", self.batch_norm)
+
+
+@dataclass(frozen=True)
+class DenseBlock:
+    """A fully connected layer (+ optional batch norm) with ReLU and dropout."""
+
+    units: int
+    dropout: float = 0.0
+    batch_norm: bool = True
+
+    def __post_init__(self) -> None:
+        self._validate("DenseBlock")
+
+    def _validate(self, path: str) -> None:
+        _check_int(f"{path}.units", self.units, 1, "the number of units must be an int >= 1")
+        _check_fraction(f"{path}.dropout", self.dropout)
+        _check_bool(f"{path}.batch_norm", self.batch_norm)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of the expanded spec: what every backend builds under ``name``.
+
+    ``kind`` is one of ``conv2d``, ``batch_norm``, ``relu``, ``max_pool``, ``dropout``,
+    ``flatten``, ``dense`` and ``softmax``. Shapes are per example, channels last.
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    params: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A declarative CNN: conv blocks, dense blocks, then a ``num_classes``-way softmax head."""
+
+    blocks: tuple[ConvBlock, ...]
+    dense: tuple[DenseBlock, ...] = ()
+    num_classes: int = 10
+    input_shape: tuple[int, int, int] = (32, 32, 3)
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "blocks", tuple(self.blocks))
+        object.__setattr__(self, "dense", tuple(self.dense))
+        if isinstance(self.input_shape, (list, tuple)):
+            object.__setattr__(self, "input_shape", tuple(self.input_shape))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            _fail("name", self.name, "use letters, digits, '_', '.' or '-', starting with a letter or digit")
+        shape = self.input_shape
+        if not (isinstance(shape, tuple) and len(shape) == 3):
+            _fail("input_shape", shape, "expected (height, width, channels), channels last")
+        for axis, value in zip(("height", "width", "channels"), shape):
+            _check_int(f"input_shape.{axis}", value, 1, "every dimension must be an int >= 1")
+        _check_int("num_classes", self.num_classes, 2, "a classifier needs at least 2 classes")
+        if not self.blocks:
+            _fail("blocks", self.blocks, "a CNN needs at least one ConvBlock")
+        for i, block in enumerate(self.blocks):
+            if not isinstance(block, ConvBlock):
+                _fail(f"blocks[{i}]", block, "expected a ConvBlock")
+        for i, block in enumerate(self.dense):
+            if not isinstance(block, DenseBlock):
+                _fail(f"dense[{i}]", block, "expected a DenseBlock")
+        h, w = shape[0], shape[1]
+        for i, block in enumerate(self.blocks):
+            if h // block.pool_size < 1 or w // block.pool_size < 1:
+                _fail(f"blocks[{i}].pool_size", block.pool_size,
+                      f"pooling would shrink the {h}x{w} feature map to nothing; use a smaller "
+                      "pool_size, fewer blocks or a larger input")
+            h, w = h // block.pool_size, w // block.pool_size
+
+    # -- expansion ---------------------------------------------------------------------------
+
+    def layers(self) -> list[LayerSpec]:
+        """The flat, named layer list every backend builds (see the module docstring)."""
+        out: list[LayerSpec] = []
+        shape: tuple[int, ...] = self.input_shape
+
+        def add(name: str, kind: str, new_shape: tuple[int, ...], params: int = 0, **options: Any):
+            nonlocal shape
+            out.append(LayerSpec(name, kind, shape, new_shape, params, options))
+            shape = new_shape
+
+        for b, block in enumerate(self.blocks, start=1):
+            for c in range(1, block.convs + 1):
+                h, w, cin = shape
+                k = block.kernel_size
+                add(f"block{b}_conv{c}", "conv2d", (h, w, block.filters),
+                    k * k * cin * block.filters + block.filters,
+                    filters=block.filters, kernel_size=k, in_channels=cin)
+                if block.batch_norm:
+                    add(f"block{b}_bn{c}", "batch_norm", shape, 4 * block.filters,
+                        features=block.filters, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
+                add(f"block{b}_relu{c}", "relu", shape)
+            if block.pool_size > 1:
+                h, w, ch = shape
+                p = block.pool_size
+                add(f"block{b}_pool", "max_pool", (h // p, w // p, ch), pool_size=p)
+            if block.dropout > 0:
+                add(f"block{b}_dropout", "dropout", shape, rate=float(block.dropout))
+        flat = 1
+        for d in shape:
+            flat *= d
+        add("flatten", "flatten", (flat,))
+        for d, block in enumerate(self.dense, start=1):
+            fin = shape[0]
+            add(f"dense{d}", "dense", (block.units,), fin * block.units + block.units,
+                units=block.units, in_features=fin)
+            if block.batch_norm:
+                add(f"dense{d}_bn", "batch_norm", shape, 4 * block.units,
+                    features=block.units, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
+            add(f"dense{d}_relu", "relu", shape)
+            if block.dropout > 0:
+                add(f"dense{d}_dropout", "dropout", shape, rate=float(block.dropout))
+        fin = shape[0]
+        add("head_dense", "dense", (self.num_classes,), fin * self.num_classes + self.num_classes,
+            units=self.num_classes, in_features=fin)
+        add("head_softmax", "softmax", shape)
+        return out
+
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers()]
+
+    def conv_layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers() if layer.kind == "conv2d"]
+
+    def parameter_count(self) -> int:
+        """All parameters, batch-norm moving statistics included (as Keras counts them)."""
+        return sum(layer.params for layer in self.layers())
+
+    def summary(self) -> str:
+        """A text table of layers, output shapes and parameter counts."""
+        rows = [("layer", "kind", "output shape", "params")]
+        rows += [(s.name, s.kind, "x".join(map(str, s.output_shape)), f"{s.params:,}")
+                 for s in self.layers()]
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"total parameters: {self.parameter_count():,}")
+        return "\n".join(lines)
+
+    # -- serialisation -----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelSpec:
+        """Build a spec from plain data, naming the exact field that is wrong if any is."""
+        if not isinstance(data, dict):
+            _fail("spec", data, "expected a JSON object with 'blocks', 'dense', ... fields")
+        _reject_unknown("spec", data, cls)
+        if "blocks" not in data:
+            raise SpecError("spec: the field 'blocks' is missing; a CNN needs at least one conv block")
+        kwargs = dict(data)
+        kwargs["blocks"] = tuple(_sub(ConvBlock, f"blocks[{i}]", b)
+                                 for i, b in enumerate(_as_list("blocks", data["blocks"])))
+        kwargs["dense"] = tuple(_sub(DenseBlock, f"dense[{i}]", b)
+                                for i, b in enumerate(_as_list("dense", data.get("dense", []))))
+        if "input_shape" in kwargs:
+            kwargs["input_shape"] = tuple(_as_list("input_shape", kwargs["input_shape"]))
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"spec: not valid JSON ({exc}); write the spec as a JSON object") from exc
+        return cls.from_dict(data)
+
+
+def _as_list(path: str, value: Any) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        _fail(path, value, "expected a list")
+    return list(value)
+
+
+def _reject_unknown(path: str, data: dict[str, Any], cls: type) -> None:
+    known = [f.name for f in fields(cls)]
+    for key in data:
+        if key not in known:
+            raise SpecError(f"{path}: unknown field {key!r}; the known fields are {', '.join(known)}")
+
+
+def _sub(cls: type, path: str, data: Any) -> Any:
+    if not isinstance(data, dict):
+        _fail(path, data, f"expected an object with the fields of {cls.__name__}")
+    _reject_unknown(path, data, cls)
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field is missing
+        raise SpecError(f"{path}: {exc}") from exc
+    except SpecError as exc:
+        raise SpecError(str(exc).replace(cls.__name__, path, 1)) from exc
