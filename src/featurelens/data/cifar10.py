@@ -12,6 +12,7 @@ constructors the official files use, so a tampered file cannot run code.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -56,6 +57,8 @@ class _SafeUnpickler(pickle.Unpickler):
             return np.ndarray
         if (module, name) == ("numpy", "dtype"):
             return np.dtype
+        if (module, name) == ("_codecs", "encode"):  # how Python 3 writes bytes at protocol 2
+            return codecs.encode
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a CIFAR-10 batch")
 
 

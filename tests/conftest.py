@@ -1,0 +1,88 @@
+"""Shared fixtures: small synthetic CIFAR-10 copies in the official format."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from featurelens.data.cifar10 import CLASS_NAMES, FOLDER
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="PyTorch is not installed (pip install 'featurelens[torch]')")
+    for item in items:
+        if "torch" in item.keywords and not HAS_TORCH:
+            item.add_marker(skip)
+
+
+def synthetic_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Learnable 32x32 RGB images: each class has its own colour and stripe direction."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    base = np.array([[(37 * c) % 256, (91 * c + 40) % 256, (151 * c + 80) % 256] for c in range(10)], float)
+    yy, xx = np.mgrid[0:32, 0:32]
+    images = np.empty((n, 32, 32, 3), np.float64)
+    for i, label in enumerate(labels):
+        stripes = np.sin((xx if label % 2 else yy) * (0.3 + 0.1 * label))[..., None] * 40
+        images[i] = base[label] + stripes + rng.normal(0, 20, (32, 32, 3))
+    return np.clip(images, 0, 255).astype(np.uint8)
+
+
+def batch_bytes(images: np.ndarray, labels: np.ndarray, name: str) -> bytes:
+    """A batch pickled like the official files: bytes keys, (N, 3072) planes, protocol 2."""
+    planes = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+    obj = {b"batch_label": name.encode(), b"labels": [int(v) for v in labels], b"data": planes,
+           b"filenames": [f"img_{i}.png".encode() for i in range(len(labels))]}
+    return pickle.dumps(obj, protocol=2)
+
+
+def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
+    """Write root/cifar-10-batches-py with 5 training batches and a test batch."""
+    folder = root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, name in enumerate([*(f"data_batch_{b}" for b in range(1, 6)), "test_batch"]):
+        labels = np.tile(np.arange(10), per_batch // 10 + 1)[:per_batch]
+        rng.shuffle(labels)
+        (folder / name).write_bytes(batch_bytes(synthetic_images(labels, seed + i), labels, name))
+    meta = {b"num_cases_per_batch": per_batch, b"label_names": [c.encode() for c in CLASS_NAMES],
+            b"num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def make_archive(path: Path, source_root: Path, extra: list[tarfile.TarInfo] | None = None) -> str:
+    """Tar-gzip source_root/cifar-10-batches-py to path (plus extra members); return its md5."""
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(source_root / FOLDER, arcname=FOLDER)
+        for info in extra or []:
+            data = b"x" * info.size
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def cifar_root(tmp_path: Path) -> Path:
+    """A folder holding a small synthetic cifar-10-batches-py (100 train, 20 test images)."""
+    write_cifar_folder(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def isolated_env(monkeypatch, tmp_path):
+    """No data folder, cache or backend choice leaks in from the user's environment."""
+    monkeypatch.delenv("FEATURELENS_DATA_DIR", raising=False)
+    monkeypatch.delenv("FEATURELENS_BACKEND", raising=False)
+    monkeypatch.delenv("FEATURELENS_MAX_EPOCHS", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path

@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+from featurelens import ConvBlock, DenseBlock, ModelSpec, SpecError, get_preset
+
+
+def test_seed_preset_matches_the_learner_cnn():
+    spec = get_preset("seed")
+    assert [b.filters for b in spec.blocks] == [32, 64, 128]
+    assert [b.dropout for b in spec.blocks] == [0.2, 0.3, 0.4]
+    assert all(b.convs == 2 and b.kernel_size == 3 and b.pool_size == 2 and b.batch_norm for b in spec.blocks)
+    assert spec.dense == (DenseBlock(128, dropout=0.5),)
+    assert spec.num_classes == 10
+    # The Keras version of this model reports 552,874 parameters (batch-norm statistics included).
+    assert spec.parameter_count() == 552_874
+
+
+def test_layer_names_are_stable_and_ordered():
+    names = get_preset("seed").layer_names()
+    assert names[:8] == ["block1_conv1", "block1_bn1", "block1_relu1", "block1_conv2", "block1_bn2",
+                         "block1_relu2", "block1_pool", "block1_dropout"]
+    assert names[-7:] == ["flatten", "dense1", "dense1_bn", "dense1_relu", "dense1_dropout",
+                          "head_dense", "head_softmax"]
+    assert len(names) == len(set(names))
+
+
+def test_shapes_follow_the_blocks():
+    layers = {layer.name: layer for layer in get_preset("seed").layers()}
+    assert layers["block1_conv1"].output_shape == (32, 32, 32)
+    assert layers["block2_pool"].output_shape == (8, 8, 64)
+    assert layers["flatten"].output_shape == (2048,)
+    assert layers["head_softmax"].output_shape == (10,)
+
+
+def test_json_round_trip():
+    spec = get_preset("seed")
+    again = ModelSpec.from_json(spec.to_json())
+    assert again == spec
+    assert json.loads(again.to_json()) == json.loads(spec.to_json())
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"blocks": [{"filters": 0}]}, "blocks[0].filters"),
+    ({"blocks": [{"filters": 8, "dropout": 1.5}]}, "blocks[0].dropout"),
+    ({"blocks": [{"filters": 8}, {"filters": 8, "kernel_size": 4}]}, "blocks[1].kernel_size"),
+    ({"blocks": [{"filters": 8, "filtres": 3}]}, "blocks[0]: unknown field 'filtres'"),
+    ({"blocks": [{"filters": 8}], "dense": [{"units": -1}]}, "dense[0].units"),
+    ({"blocks": [{"filters": 8}], "num_classes": 1}, "num_classes"),
+    ({"blocks": [{"filters": 8}], "input_shape": [32, 32]}, "input_shape"),
+    ({"blocks": []}, "blocks"),
+    ({"dense": []}, "'blocks' is missing"),
+    ({"blocks": [{"filters": 8, "batch_norm": "yes"}]}, "blocks[0].batch_norm"),
+    ({"blocks": [{"filters": 8}], "name": "bad name!"}, "name"),
+    ({"blocks": [{"filters": 8, "pool_size": 2}] * 6}, "blocks[5].pool_size"),
+])
+def test_validation_names_the_bad_field(data, field):
+    with pytest.raises(SpecError) as info:
+        ModelSpec.from_dict(data)
+    assert field in str(info.value)
+
+
+def test_direct_construction_is_validated():
+    with pytest.raises(SpecError, match=r"ConvBlock\.filters"):
+        ConvBlock(filters=2.5)
+    with pytest.raises(SpecError, match="blocks"):
+        ModelSpec(blocks=())
+
+
+def test_invalid_json_is_explained():
+    with pytest.raises(SpecError, match="not valid JSON"):
+        ModelSpec.from_json("{blocks: ")
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(SpecError, match="seed, tiny"):
+        get_preset("resnet")
+
+
+def test_summary_mentions_every_layer_and_the_total():
+    spec = get_preset("tiny")
+    text = spec.summary()
+    for name in spec.layer_names():
+        assert name in text
+    assert f"{spec.parameter_count():,}" in text
