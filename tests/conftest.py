@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -17,11 +18,23 @@ from featurelens.data.cifar10 import CLASS_NAMES, FOLDER
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
+REQUIRE_ALL = os.environ.get("FEATURELENS_REQUIRE_ALL_BACKENDS") == "1"
+
+
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="PyTorch is not installed (pip install 'featurelens[torch]')")
     for item in items:
         if "torch" in item.keywords and not HAS_TORCH:
             item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """CI installs every backend, so there a skipped test is a failure, not a shrug."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if REQUIRE_ALL and skipped and exitstatus == 0:
+        print(f"\nFEATURELENS_REQUIRE_ALL_BACKENDS=1 but {len(skipped)} test(s) were skipped")
+        session.exitstatus = 1
 
 
 def synthetic_images(labels: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -22,13 +22,16 @@ def load_weights(spec: ModelSpec, path: Path) -> SpecNet:
         state = load_file(str(path))
     except Exception as exc:
         raise ModelFolderError(f"{path} is not a readable safetensors file ({exc})") from exc
-    result = net.load_state_dict(state, strict=False)
-    problems = []
-    if result.missing_keys:
-        problems.append(f"missing {', '.join(result.missing_keys[:5])}")
-    if result.unexpected_keys:
-        problems.append(f"unexpected {', '.join(result.unexpected_keys[:5])}")
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    problems = [f"missing {k}" for k in expected if k not in found]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    problems += [f"{k} has shape {found[k]} but the spec needs {expected[k]}"
+                 for k in expected if k in found and found[k] != expected[k]]
     if problems:
-        raise ModelFolderError(f"the weights in {path} do not match the spec ({'; '.join(problems)})")
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise ModelFolderError(f"the weights in {path} do not match the spec: "
+                               f"{'; '.join(problems[:3])}{more}")
+    net.load_state_dict(state)
     net.eval()
     return net
