@@ -178,7 +178,9 @@ def test_default_backend_follows_the_environment(installed_fake, monkeypatch):
 def test_cli_lists_an_installed_plugin(tmp_path):
     install_distribution(tmp_path, "featurelens_constant", {"featurelens_constant": FAKE_PLUGIN},
                          {"constant": "featurelens_constant"})
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-m", "featurelens", "backends"], capture_output=True,
                          text=True, env=env)
     assert out.returncode == 0, out.stderr

@@ -30,12 +30,13 @@ def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images, np.float32)).permute(0, 3, 1, 2).contiguous().to(device)
 
 
-def make_optimizer(net: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(net: torch.nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = net.parameters()
+    fused = {"fused": True} if device.type == "cuda" else {}  # one kernel for all parameters
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay, **fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, **fused)
     return torch.optim.SGD(params, lr=config.learning_rate, momentum=config.momentum,
                            weight_decay=config.weight_decay, nesterov=config.momentum > 0)
 
@@ -59,13 +60,24 @@ def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
         progress: bool = True) -> History:
     """Train ``net`` in place and return its :class:`History`."""
     device = select_device(config.device)
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark or device.type == "cuda"  # fixed input size
+    try:
+        return _fit(net, train, validation, config, progress, device)
+    finally:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
+         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
+         progress: bool, device: torch.device) -> History:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     net.to(device)
     x, y = to_tensor(train[0], device), torch.from_numpy(np.asarray(train[1], np.int64)).to(device)
     if validation is not None:
         vx, vy = to_tensor(validation[0], device), torch.from_numpy(np.asarray(validation[1], np.int64)).to(device)
-    optimizer = make_optimizer(net, config)
+    optimizer = make_optimizer(net, config, device)
     stopper = EarlyStopper(config.early_stopping) if config.early_stopping else None
     reducer = LRReducer(config.reduce_lr) if config.reduce_lr else None
     monitor = config.early_stopping.monitor if stopper else ("val_loss" if validation else "loss")
@@ -79,8 +91,8 @@ def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
             lr = optimizer.param_groups[0]["lr"]
             net.train()
             order = torch.randperm(n, generator=generator).to(device)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
+            losses = []  # summed once per epoch: no host synchronisation inside the epoch
+            predicted = torch.empty(n, dtype=torch.long, device=device)
             with tqdm(total=n, unit="img", unit_scale=True, desc=f"Epoch {epoch + 1}/{epochs}",
                       disable=not progress, leave=True, dynamic_ncols=True) as bar:
                 for begin in range(0, n, bs):
@@ -93,10 +105,13 @@ def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-                    loss_sum += loss.detach() * len(idx)
-                    correct += (logits.detach().argmax(1) == yb).sum()
+                    losses.append(loss.detach())
+                    torch.argmax(logits.detach(), 1, out=predicted[begin:begin + bs])
                     bar.update(len(idx))
-                metrics = {"loss": loss_sum.item() / n, "accuracy": correct.item() / n}
+                sizes = torch.full((len(losses),), float(bs), device=device)
+                sizes[-1] = n - bs * (len(losses) - 1)
+                metrics = {"loss": float((torch.stack(losses) * sizes).sum()) / n,
+                           "accuracy": int((predicted == y[order]).sum()) / n}
                 if validation is not None:
                     metrics["val_loss"], metrics["val_accuracy"] = measure(net, vx, vy)
                 bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()} | {"lr": f"{lr:.2g}"})

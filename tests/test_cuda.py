@@ -1,0 +1,28 @@
+"""The PyTorch backend on a CUDA GPU (skipped where there is none)."""
+
+import numpy as np
+import pytest
+
+import featurelens as fl
+
+from conftest import synthetic_images
+
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.torch,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")]
+
+
+def test_trains_on_the_gpu_and_round_trips(tmp_path):
+    labels = np.tile(np.arange(10), 40)
+    images = synthetic_images(labels)
+    spec = fl.get_preset("tiny")
+    config = fl.TrainConfig(epochs=3, batch_size=32, device="auto")
+    model = fl.train(spec, images, labels, config, backend="torch", progress=False)
+    assert model.history.device.startswith("cuda")
+    assert model.backend.device(model.native).startswith("cuda")
+    assert model.evaluate(images, labels).accuracy > 0.3
+    loaded = fl.load_model(model.save(tmp_path / "m"))
+    assert loaded.backend.device(loaded.native) == "cpu"  # loading never needs the GPU
+    # cuDNN convolutions use TF32 by default, so GPU and CPU agree to about 1e-4, not bit for bit
+    np.testing.assert_allclose(loaded.predict(images), model.predict(images), atol=2e-3)
+    assert (loaded.predict(images).argmax(1) == model.predict(images).argmax(1)).mean() > 0.99
