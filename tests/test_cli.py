@@ -64,3 +64,23 @@ def test_demo_runs_end_to_end(cifar_root, tmp_path, capsys, isolated_env):
 def test_spec_command_prints_json(capsys):
     assert main(["spec", "seed", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["name"] == "seed"
+
+
+def test_visualize_writes_every_figure_and_an_index(cifar_root, tmp_path, capsys, isolated_env):
+    out = tmp_path / "model"
+    assert main(["train", "--preset", "tiny", "--data-dir", str(cifar_root), "--epochs", "2",
+                 "--batch-size", "16", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    assert main(["visualize", str(out), "--data-dir", str(cifar_root), "--out", str(tmp_path / "fig"),
+                 "--image-index", "3"]) == 0
+    files = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    expected = {"samples.png", "history.png", "hierarchy.png", "predictions.png", "topk.png",
+                "confusion.png", "index.html", "filters_block1_conv1.png", "filters_block2_conv1.png",
+                "feature_maps_block1_relu1.png", "feature_maps_block2_relu1.png"}
+    assert expected <= set(files)
+    page = (tmp_path / "fig" / "index.html").read_text()
+    for name in files:
+        if name.endswith(".png"):
+            assert f'src="{name}"' in page
+            assert (tmp_path / "fig" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["visualize", str(out), "--data-dir", str(cifar_root), "--image-index", "999"]) == 2
+    assert "outside the 20 test images" in capsys.readouterr().err

@@ -5,7 +5,8 @@ from featurelens import ConfigError, EarlyStopping, ReduceLROnPlateau, TrainConf
 
 def test_defaults_follow_the_seed_recipe():
     config = TrainConfig()
-    assert (config.batch_size, config.optimizer, config.learning_rate, config.validation_split) == (64, "adam", 1e-3, 0.1)
+    recipe = (config.batch_size, config.optimizer, config.learning_rate, config.validation_split)
+    assert recipe == (64, "adam", 1e-3, 0.1)
     assert config.early_stopping.monitor == "val_loss" and config.early_stopping.restore_best_weights
     assert config.reduce_lr.monitor == "val_loss"
 

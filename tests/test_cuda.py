@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
+from conftest import synthetic_images
 
 import featurelens as fl
-
-from conftest import synthetic_images
 
 torch = pytest.importorskip("torch")
 pytestmark = [pytest.mark.torch,

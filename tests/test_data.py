@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_archive, write_cifar_folder
 
 from featurelens import DataError, Normalization, load_cifar10, per_class_subset, train_val_split
 from featurelens.data.cifar10 import FOLDER, download_cifar10, find_cifar10, read_cifar10_folder
-
-from conftest import make_archive, write_cifar_folder
 
 
 def test_reads_the_official_layout(cifar_root):

@@ -7,9 +7,8 @@ import textwrap
 import pytest
 
 import featurelens
-from featurelens import BackendError
+from featurelens import BackendError, plugins
 from featurelens import backends as backends_mod
-from featurelens import plugins
 
 FAKE_PLUGIN = '''
 import numpy as np

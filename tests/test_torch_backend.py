@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import synthetic_images
 
 import featurelens as fl
 from featurelens import ConvBlock, DenseBlock, ModelSpec, TrainConfig
-
-from conftest import synthetic_images
 
 pytestmark = pytest.mark.torch
 
@@ -151,7 +150,6 @@ def test_wrong_image_layout_is_explained():
 
 def test_flip_and_crop_keeps_shape_and_content_scale():
     import torch
-
     from featurelens_torch.augment import flip_and_crop
 
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)

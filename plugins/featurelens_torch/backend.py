@@ -10,8 +10,9 @@ import torch
 from featurelens import Backend
 from featurelens.config import TrainConfig
 from featurelens.history import History
+from featurelens.introspect import LayerInfo
 from featurelens.spec import ModelSpec
-from featurelens_torch import io, train
+from featurelens_torch import introspect, io, train
 from featurelens_torch.build import SpecNet, build_net
 
 
@@ -29,15 +30,26 @@ class TorchBackend(Backend):
         return train.fit(native, train_data, validation, config, progress=progress)
 
     @torch.no_grad()
-    def predict(self, native: SpecNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def predict(self, native: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        was_training = native.training
         native.eval()
-        device = next(native.parameters()).device
+        device = introspect.module_device(native)
         out = []
-        for start in range(0, len(images), batch_size):
-            batch = train.to_tensor(images[start:start + batch_size], device)
-            out.append(torch.softmax(native.logits(batch).float(), dim=1).cpu().numpy())
+        try:
+            for start in range(0, len(images), batch_size):
+                batch = train.to_tensor(images[start:start + batch_size], device)
+                if isinstance(native, SpecNet):
+                    probs = torch.softmax(native.logits(batch).float(), dim=1)
+                else:  # a user's module: its output may be logits or already probabilities
+                    raw = native(batch).float()
+                    is_probs = bool(((raw >= 0) & (raw <= 1)).all()) and bool(
+                        torch.allclose(raw.sum(1), torch.ones(len(raw), device=raw.device), atol=1e-4))
+                    probs = raw if is_probs else torch.softmax(raw, dim=1)
+                out.append(probs.cpu().numpy())
+        finally:
+            native.train(was_training)
         if not out:
-            return np.zeros((0, native.head_dense.out_features), np.float32)
+            return np.zeros((0, 0), np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def save_weights(self, native: SpecNet, path: Path) -> None:
@@ -46,5 +58,18 @@ class TorchBackend(Backend):
     def load_weights(self, spec: ModelSpec, path: Path) -> SpecNet:
         return io.load_weights(spec, path)
 
-    def device(self, native: SpecNet) -> str:
-        return str(next(native.parameters()).device)
+    def device(self, native: torch.nn.Module) -> str:
+        return str(introspect.module_device(native))
+
+    def accepts(self, native) -> bool:
+        return isinstance(native, torch.nn.Module)
+
+    def layers(self, native: torch.nn.Module, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
+        return introspect.layers(native, input_shape)
+
+    def filters(self, native: torch.nn.Module, layer: str) -> np.ndarray:
+        return introspect.filters(native, layer)
+
+    def feature_maps(self, native: torch.nn.Module, images: np.ndarray, layers: list[str] | None,
+                     batch_size: int = 64):
+        return introspect.feature_maps(native, images, layers, batch_size)

@@ -23,6 +23,7 @@ from featurelens.errors import (
 from featurelens.evaluation import Evaluation
 from featurelens.history import EpochRecord, History
 from featurelens.hookspecs import hookimpl
+from featurelens.introspect import LayerInfo, LayerNotFoundError
 from featurelens.model import Model
 from featurelens.modeldir import load_model
 from featurelens.normalization import Normalization
@@ -30,6 +31,7 @@ from featurelens.plugins import register_plugin
 from featurelens.presets import available_presets, get_preset
 from featurelens.spec import ConvBlock, DenseBlock, LayerSpec, ModelSpec
 from featurelens.training import build_model, train
+from featurelens.wrap import wrap
 
 __all__ = [
     "Backend", "BackendEntry", "BackendError", "ConfigError", "ConvBlock", "DataError", "Dataset",
@@ -37,5 +39,6 @@ __all__ = [
     "LayerSpec", "Model", "ModelFolderError", "ModelSpec", "Normalization", "ReduceLROnPlateau",
     "SpecError", "TrainConfig", "__version__", "available_backends", "available_presets",
     "backend_status", "build_model", "get_backend", "get_preset", "hookimpl", "load_cifar10",
-    "load_model", "per_class_subset", "register_plugin", "train", "train_val_split",
+    "load_model", "per_class_subset", "register_plugin", "train", "train_val_split", "wrap",
+    "LayerInfo", "LayerNotFoundError",
 ]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import abc
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from featurelens.introspect import LayerInfo
 
 if TYPE_CHECKING:
     from featurelens.config import TrainConfig
@@ -60,6 +62,29 @@ class Backend(abc.ABC):
     def device(self, native: Any) -> str:
         """Where the model lives (``cpu``, ``cuda:0`` ...), for messages."""
         return "cpu"
+
+    # -- introspection (see featurelens.introspect for the layouts) ------------------------------
+
+    def accepts(self, native: Any) -> bool:
+        """Whether ``native`` is a model of this backend's framework (for :func:`featurelens.wrap`)."""
+        return False
+
+    def layers(self, native: Any, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
+        """Every layer in execution order with its output shape for one (H, W, C) input."""
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def filters(self, native: Any, layer: str) -> np.ndarray:
+        """The kernels of conv layer ``layer`` as (C_out, kh, kw, C_in) float32."""
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def feature_maps(self, native: Any, images: np.ndarray, layers: list[str] | None,
+                     batch_size: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Yield, batch by batch, ``{layer: (n, H, W, C)}`` for normalized NHWC float32 images.
+
+        One forward pass per batch in inference mode, without gradients; every hook or helper
+        model it installs is gone when the iterator finishes or fails. ``None`` means all layers.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
 
 
 @dataclass(frozen=True)

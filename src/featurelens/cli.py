@@ -1,4 +1,4 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate and demo."""
+"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize and demo."""
 
 from __future__ import annotations
 
@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test accuracy, loss and per-class accuracy of a model folder")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_data_args(p)
+
+    p = sub.add_parser("visualize", help="write every figure of a model folder as PNG plus index.html")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL_DIR/figures)")
+    p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
     _add_data_args(p)
 
     p = sub.add_parser("demo", help="the whole workflow on CIFAR-10, sized for a few CPU minutes")
@@ -160,7 +166,8 @@ def _cmd_spec(args: argparse.Namespace) -> int:
     if args.list:
         for name, factory in sorted(available_presets().items()):
             spec = factory()
-            print(f"{name:<10} {spec.parameter_count():>10,} parameters  {(factory.__doc__ or '').strip().splitlines()[0]}")
+            summary = (factory.__doc__ or "").strip().splitlines()[0]
+            print(f"{name:<10} {spec.parameter_count():>10,} parameters  {summary}")
         return 0
     spec = get_preset(args.preset)
     print(spec.to_json() if args.json else spec.summary())
@@ -203,6 +210,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_visualize(args: argparse.Namespace) -> int:
+    from featurelens.modeldir import load_model
+    from featurelens.report import write_report
+
+    model = load_model(args.model_dir)
+    data = _load_data(args)
+    out = args.out or args.model_dir / "figures"
+    figures = write_report(model, data, out, image_index=args.image_index)
+    print(f"Wrote {len(figures)} figures to {out}; open {out / 'index.html'}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from featurelens.backends import get_backend
     from featurelens.config import TrainConfig
@@ -229,17 +248,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     evaluation = model.evaluate(data.test_images, data.test_labels)
     write_evaluation(model_dir, evaluation.to_dict())
     print(evaluation.describe())
+    from featurelens.report import write_report
+
+    figures_dir = args.out / "figures"
+    figures = write_report(model, data, figures_dir)
     print(f"\nDone in {time.perf_counter() - started:.0f} s. Outputs:")
     print(f"  model folder   {model_dir}  (featurelens.json, weights.safetensors)")
     print(f"  history        {model_dir / 'history.json'}")
     print(f"  evaluation     {model_dir / 'evaluation.json'}")
+    print(f"  figures        {figures_dir / 'index.html'}  ({len(figures)} PNGs: samples, history, "
+          "filters, feature maps, predictions, confusion matrix, mistakes)")
     if not args.full:
         print("This was the CPU-sized demo; `featurelens demo --full` runs the whole recipe.")
     return 0
 
 
 COMMANDS = {"backends": _cmd_backends, "spec": _cmd_spec, "train": _cmd_train,
-            "evaluate": _cmd_evaluate, "demo": _cmd_demo}
+            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

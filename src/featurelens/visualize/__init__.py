@@ -1,0 +1,32 @@
+"""Figures of what a CNN learned and how it sees, from numpy arrays in the canonical layouts.
+
+Every function returns a :class:`matplotlib.figure.Figure` (it never calls ``show``), so it
+works for every backend, in notebooks, scripts and docs; the ``*_mosaic``, ``sample_indices``,
+``top_k`` and ``confident_mistakes`` helpers give the same content as arrays.
+"""
+
+from featurelens.visualize.feature_maps import (
+    feature_map_mosaic,
+    feature_maps_figure,
+    hierarchy_figure,
+    strongest_channels,
+)
+from featurelens.visualize.filters import filter_mosaic, filters_figure
+from featurelens.visualize.history import history_figure
+from featurelens.visualize.images import to_display
+from featurelens.visualize.mosaic import mosaic
+from featurelens.visualize.predictions import (
+    confident_mistakes,
+    confusion_figure,
+    predictions_figure,
+    top_k,
+    topk_figure,
+)
+from featurelens.visualize.samples import sample_indices, samples_figure, samples_mosaic
+
+__all__ = [
+    "confident_mistakes", "confusion_figure", "feature_map_mosaic", "feature_maps_figure",
+    "filter_mosaic", "filters_figure", "hierarchy_figure", "history_figure", "mosaic",
+    "predictions_figure", "sample_indices", "samples_figure", "samples_mosaic", "strongest_channels",
+    "to_display", "top_k", "topk_figure",
+]
