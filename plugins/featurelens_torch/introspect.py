@@ -51,11 +51,25 @@ def resolve(net: nn.Module, names: list[str] | None) -> list[tuple[str, nn.Modul
 
 
 def canonical(output: torch.Tensor) -> np.ndarray:
-    """A private float32 numpy copy, channels last for 4-D outputs (safe against in-place ops)."""
+    """A float32 numpy copy in the canonical layout (channels last for 4-D outputs)."""
     out = output.detach().to("cpu", dtype=torch.float32, copy=True)
     if out.dim() == 4:
         out = out.permute(0, 2, 3, 1)
     return np.ascontiguousarray(out.numpy())
+
+
+def canonical_view(output: torch.Tensor) -> np.ndarray:
+    """The canonical layout without copying on the CPU: a channels-last view of the tensor's memory.
+
+    On a GPU the transfer to the host is the one copy. Views are only handed out when nothing
+    modified the tensor after it was recorded (see :func:`_capture`).
+    """
+    out = output.detach()
+    if out.device.type != "cpu" or out.dtype != torch.float32:
+        return canonical(out)
+    if out.dim() == 4:
+        out = out.permute(0, 2, 3, 1)
+    return out.numpy()
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -73,35 +87,54 @@ def module_device(net: nn.Module) -> torch.device:
 
 def _capture(net: nn.Module, targets: list[tuple[str, nn.Module]], x: torch.Tensor,
              convert) -> dict[str, object]:
-    """Run one forward pass in eval mode without gradients, recording each target's first output."""
-    captured: dict[str, object] = {}
-    handles = []
+    """Run one forward pass in eval mode without gradients, recording each target's first output.
+
+    Outputs are kept as tensors during the pass and converted after it. A tensor that a later
+    in-place operation changed (``nn.ReLU(inplace=True)`` in a user's model, say) is detected by
+    its version counter, and only then is the pass repeated with copies taken inside the hooks.
+    """
+    captured: dict[str, torch.Tensor] = {}
+    versions: dict[str, int] = {}
+    copy_in_hook: set[str] = set()
 
     def hook_for(name: str):
         def hook(module, inputs, output):
             if name not in captured:
-                captured[name] = convert(output[0] if isinstance(output, (tuple, list)) else output)
+                tensor = output[0] if isinstance(output, (tuple, list)) else output
+                captured[name] = tensor.detach().clone() if name in copy_in_hook else tensor
+                versions[name] = tensor._version
         return hook
+
+    def run() -> None:
+        captured.clear()
+        handles = []
+        try:
+            for name, module in targets:
+                handles.append(module.register_forward_hook(hook_for(name)))
+            with torch.no_grad():
+                net(x)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     was_training = net.training
     try:
-        for name, module in targets:
-            handles.append(module.register_forward_hook(hook_for(name)))
         net.eval()
-        with torch.no_grad():
-            net(x)
+        run()
+        changed = {n for n, t in captured.items() if n not in copy_in_hook and t._version != versions[n]}
+        if changed:
+            copy_in_hook |= changed
+            run()
     finally:
-        for handle in handles:
-            handle.remove()
         net.train(was_training)
-    return captured
+    return {name: convert(tensor) for name, tensor in captured.items()}
 
 
 def layers(net: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
     h, w, c = input_shape
     targets = named_layers(net)
     x = torch.zeros(1, c, h, w, device=module_device(net))
-    shapes = _capture(net, targets, x, lambda out: tuple(canonical(out).shape[1:]))
+    shapes = _capture(net, targets, x, lambda out: tuple(canonical_view(out).shape[1:]))
     order = {name: i for i, name in enumerate(shapes)}  # hooks fire in execution order
     infos = [LayerInfo(name, kind_of(m), shapes.get(name, ()), parameter_count(m)) for name, m in targets]
     return sorted(infos, key=lambda info: order.get(info.name, len(order)))
@@ -123,7 +156,7 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
     device = module_device(net)
     for start in range(0, len(images), batch_size):
         x = to_tensor(images[start:start + batch_size], device)
-        captured = _capture(net, targets, x, canonical)
+        captured = _capture(net, targets, x, canonical_view)
         silent = [name for name, _ in targets if name not in captured]
         if silent:
             raise ValueError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they "

@@ -94,7 +94,7 @@ class Model:
         return self.backend.filters(self.native, layer)
 
     def iter_feature_maps(self, images: np.ndarray, layers: list[str] | None = None,
-                          batch_size: int = 64):
+                          batch_size: int = 256):
         """Yield ``{layer: (n, H, W, C)}`` batch by batch: memory stays bounded for any N."""
         images = self.check_images(images)
         for start in range(0, len(images), batch_size):
@@ -102,15 +102,20 @@ class Model:
             yield from self.backend.feature_maps(self.native, chunk, layers, batch_size)
 
     def feature_maps(self, images: np.ndarray, layers: list[str] | str | None = None,
-                     batch_size: int = 64) -> dict[str, np.ndarray]:
+                     batch_size: int = 256) -> dict[str, np.ndarray]:
         """``{layer: (N, H, W, C)}`` float32 for ``layers`` (default: every layer) of ``images``.
 
         Images are given as loaded and normalized the way the model was trained. Each batch
-        takes one forward pass in inference mode that records every requested layer.
+        takes one forward pass in inference mode that records every requested layer. On the CPU
+        the arrays may share memory with the framework's outputs (no copy is made; layers that
+        return their input unchanged, such as dropout at inference, share it), so copy an array
+        before changing it in place.
         """
         if isinstance(layers, str):
             layers = [layers]
         images = self.check_images(images)
+        if len(images) <= batch_size:  # one pass: hand over the backend's arrays as they are
+            return next(iter(self.iter_feature_maps(images, layers, batch_size)), {})
         out: dict[str, np.ndarray] = {}
         filled = 0
         for batch in self.iter_feature_maps(images, layers, batch_size):
