@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from featurelens.history import STOP_REASONS, History
+from featurelens.history import History
+
+SHORT_REASONS = {"early_stopping": "early stopping", "max_epochs": "epoch limit reached",
+                 "interrupted": "interrupted"}
 
 
 def history_figure(history: History, title: str | None = None) -> Figure:
@@ -44,8 +47,9 @@ def history_figure(history: History, title: str | None = None) -> Figure:
         monitor_axis.plot([best.epoch], [value], marker="*", ms=16, color="#bf8700", linestyle="none",
                           label=f"best {history.monitor}: epoch {best.epoch}{restored}")
     last = history.epochs[-1]
-    axes[0].annotate(f"stopped: {STOP_REASONS.get(history.stop_reason, history.stop_reason)}",
-                     xy=(last.epoch, last.loss), xytext=(-10, 25), textcoords="offset points",
+    top = max(v for v in (last.loss, last.val_loss) if v is not None)
+    axes[0].annotate(f"stopped here: {SHORT_REASONS.get(history.stop_reason, history.stop_reason)}",
+                     xy=(last.epoch, top), xytext=(0, 28), textcoords="offset points",
                      ha="right", fontsize=8, arrowprops={"arrowstyle": "->", "color": "#57606a"})
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
