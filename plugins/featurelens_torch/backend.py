@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -52,11 +50,11 @@ class TorchBackend(Backend):
             return np.zeros((0, 0), np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
 
-    def save_weights(self, native: SpecNet, path: Path) -> None:
-        io.save_weights(native, path)
+    def get_weights(self, native: SpecNet) -> dict[str, np.ndarray]:
+        return io.get_weights(native)
 
-    def load_weights(self, spec: ModelSpec, path: Path) -> SpecNet:
-        return io.load_weights(spec, path)
+    def set_weights(self, native: SpecNet, weights: dict[str, np.ndarray]) -> None:
+        io.set_weights(native, weights)
 
     def device(self, native: torch.nn.Module) -> str:
         return str(introspect.module_device(native))

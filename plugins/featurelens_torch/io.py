@@ -1,37 +1,48 @@
-"""Weights to and from safetensors: no pickle, so loading never runs code."""
+"""Torch state dicts to and from the canonical weight layout of :mod:`featurelens.weights`."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
 
-from safetensors.torch import load_file, save_file
+from featurelens_torch.build import SpecNet
 
-from featurelens.errors import ModelFolderError
-from featurelens.spec import ModelSpec
-from featurelens_torch.build import SpecNet, build_net
-
-
-def save_weights(net: SpecNet, path: Path) -> None:
-    state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
-    save_file(state, str(path), metadata={"format": "featurelens-torch", "layout": "torch"})
+#: canonical batch-norm name -> torch attribute
+BN = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 
 
-def load_weights(spec: ModelSpec, path: Path) -> SpecNet:
-    net = build_net(spec)
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise ModelFolderError(f"{path} is not a readable safetensors file ({exc})") from exc
-    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    problems = [f"missing {k}" for k in expected if k not in found]
-    problems += [f"unexpected {k}" for k in found if k not in expected]
-    problems += [f"{k} has shape {found[k]} but the spec needs {expected[k]}"
-                 for k in expected if k in found and found[k] != expected[k]]
-    if problems:
-        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise ModelFolderError(f"the weights in {path} do not match the spec: "
-                               f"{'; '.join(problems[:3])}{more}")
-    net.load_state_dict(state)
+def get_weights(net: SpecNet) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, module in net.named_children():
+        if isinstance(module, nn.Conv2d):  # (O, I, kh, kw) -> (kh, kw, I, O)
+            out[f"{name}.kernel"] = module.weight.detach().permute(2, 3, 1, 0).cpu().numpy()
+            out[f"{name}.bias"] = module.bias.detach().cpu().numpy()
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            for param, attr in BN.items():
+                out[f"{name}.{param}"] = getattr(module, attr).detach().cpu().numpy()
+        elif isinstance(module, nn.Linear):  # (out, in) -> (in, out)
+            out[f"{name}.kernel"] = module.weight.detach().t().cpu().numpy()
+            out[f"{name}.bias"] = module.bias.detach().cpu().numpy()
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
+
+
+@torch.no_grad()
+def set_weights(net: SpecNet, weights: dict[str, np.ndarray]) -> None:
+    def tensor(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(weights[key], np.float32))
+
+    for name, module in net.named_children():
+        def take(param: str, name: str = name) -> torch.Tensor:
+            return tensor(f"{name}.{param}")
+
+        if isinstance(module, nn.Conv2d):
+            module.weight.copy_(take("kernel").permute(3, 2, 0, 1))
+            module.bias.copy_(take("bias"))
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            for param, attr in BN.items():
+                getattr(module, attr).copy_(take(param))
+        elif isinstance(module, nn.Linear):
+            module.weight.copy_(take("kernel").t())
+            module.bias.copy_(take("bias"))
     net.eval()
-    return net

@@ -12,7 +12,6 @@ import abc
 import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,12 +51,12 @@ class Backend(abc.ABC):
         """Class probabilities (N, num_classes) float32 for normalized NHWC float32 images."""
 
     @abc.abstractmethod
-    def save_weights(self, native: Any, path: Path) -> None:
-        """Write every weight and buffer to ``path`` without pickle (safetensors)."""
+    def get_weights(self, native: Any) -> dict[str, np.ndarray]:
+        """The weights in the canonical names and layouts of :mod:`featurelens.weights`."""
 
     @abc.abstractmethod
-    def load_weights(self, spec: ModelSpec, path: Path) -> Any:
-        """Build ``spec`` and load the weights at ``path``; never executes code from the file."""
+    def set_weights(self, native: Any, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical weights (already checked against the spec) into ``native``."""
 
     def device(self, native: Any) -> str:
         """Where the model lives (``cpu``, ``cuda:0`` ...), for messages."""

@@ -4,7 +4,8 @@
 
     model/
       featurelens.json     format, backend, spec, class names, normalization, config, versions
-      weights.safetensors  every weight and buffer, no pickle
+      weights.safetensors  every weight in the canonical layout of featurelens.weights (no pickle),
+                         so the folder loads in any backend
       history.json         the training history (if the model was trained)
 
 A folder is written under a temporary name and renamed into place, so it is either complete or
@@ -29,6 +30,7 @@ from featurelens.history import History
 from featurelens.model import Model
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
+from featurelens.weights import load_weights, save_weights
 
 META_FILE = "featurelens.json"
 HISTORY_FILE = "history.json"
@@ -58,8 +60,9 @@ def save_model(model: Model, folder: str | os.PathLike[str], overwrite: bool = F
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "weights": WEIGHTS_FILE,
     }
+    weights = model.backend.get_weights(model.native)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        model.backend.save_weights(model.native, tmp / WEIGHTS_FILE)
+        save_weights(tmp / WEIGHTS_FILE, model.spec, weights)
         if model.history is not None:
             model.history.save(tmp / HISTORY_FILE)
         write_json(tmp / META_FILE, meta)
@@ -101,12 +104,14 @@ def load_model(folder: str | os.PathLike[str], backend: str | None = None) -> Mo
     if not weights.is_file():
         raise ModelFolderError(f"{folder} has no {weights.name}; the folder is incomplete")
     chosen = get_backend(backend or meta["backend"])
+    arrays = load_weights(weights, spec)
+    native = chosen.build(spec)
     try:
-        native = chosen.load_weights(spec, weights)
+        chosen.set_weights(native, arrays)
     except FeaturelensError:
         raise
     except Exception as exc:
-        raise ModelFolderError(f"cannot load the weights in {weights}: {exc}") from exc
+        raise ModelFolderError(f"the {chosen.name} backend could not take the weights in {weights}: {exc}") from exc
     history_path = folder / HISTORY_FILE
     history = History.load(history_path) if history_path.is_file() else None
     return Model(chosen, native, spec, Normalization.from_dict(meta["normalization"]),
