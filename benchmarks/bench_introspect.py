@@ -96,7 +96,8 @@ def main() -> None:
 
     maps = model.feature_maps(images[:1], "block3_relu2")["block3_relu2"][0]
     t_axes, t_mosaic = alternate(lambda: render(per_axes_figure(maps)),
-                                 lambda: render(viz.feature_maps_figure(maps, "block3_relu2")), max(3, args.repeats // 3))
+                                 lambda: render(viz.feature_maps_figure(maps, "block3_relu2")),
+                                 max(3, args.repeats // 3))
     rendering = {"one_axes_per_channel_s": statistics.median(t_axes), "mosaic_s": statistics.median(t_mosaic),
                  "channels": int(maps.shape[-1])}
     rendering["speedup"] = rendering["one_axes_per_channel_s"] / rendering["mosaic_s"]

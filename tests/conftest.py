@@ -17,6 +17,11 @@ from featurelens.data.cifar10 import CLASS_NAMES, FOLDER
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
+if importlib.util.find_spec("keras") is not None:  # let Keras start on an installed framework
+    from featurelens_keras.plugin import choose_keras_backend
+
+    choose_keras_backend()
+
 
 REQUIRE_ALL = os.environ.get("FEATURELENS_REQUIRE_ALL_BACKENDS") == "1"
 

@@ -60,7 +60,9 @@ class TorchBackend(Backend):
         return str(introspect.module_device(native))
 
     def accepts(self, native) -> bool:
-        return isinstance(native, torch.nn.Module)
+        # On Keras's torch backend a Keras model is an nn.Module too; it belongs to the keras backend.
+        is_keras = any(cls.__module__.startswith("keras") for cls in type(native).__mro__)
+        return isinstance(native, torch.nn.Module) and not is_keras
 
     def layers(self, native: torch.nn.Module, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
         return introspect.layers(native, input_shape)

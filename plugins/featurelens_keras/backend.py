@@ -1,0 +1,68 @@
+"""The Keras 3 implementation of :class:`featurelens.Backend`."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from featurelens import Backend
+from featurelens.config import TrainConfig
+from featurelens.history import History
+from featurelens.introspect import LayerInfo
+from featurelens.spec import ModelSpec
+from featurelens_keras import introspect, io, train
+from featurelens_keras.build import build_model
+
+
+class KerasBackend(Backend):
+    name = "keras"
+
+    @property
+    def keras_backend(self) -> str:
+        """The framework Keras runs on here: ``jax``, ``torch`` or ``tensorflow``."""
+        return keras.backend.backend()
+
+    def versions(self) -> dict[str, str]:
+        versions = {"keras": keras.__version__, "keras_backend": self.keras_backend}
+        framework = __import__(self.keras_backend)
+        versions[self.keras_backend] = getattr(framework, "__version__", "unknown")
+        return versions
+
+    def build(self, spec: ModelSpec, seed: int = 0) -> keras.Model:
+        return build_model(spec, seed)
+
+    def fit(self, native: keras.Model, spec: ModelSpec, train_data, validation, config: TrainConfig,
+            progress: bool = True) -> History:
+        return train.fit(native, train_data, validation, config, progress=progress)
+
+    def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, 0), np.float32)
+        raw = np.asarray(native.predict(images, batch_size=batch_size, verbose=0), np.float32)
+        is_probs = bool(((raw >= 0) & (raw <= 1)).all()) and np.allclose(raw.sum(1), 1, atol=1e-4)
+        if is_probs:
+            return raw
+        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))  # a user's model that outputs logits
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def get_weights(self, native: keras.Model) -> dict[str, np.ndarray]:
+        return io.get_weights(native)
+
+    def set_weights(self, native: keras.Model, weights: dict[str, np.ndarray]) -> None:
+        io.set_weights(native, weights)
+
+    def device(self, native: keras.Model) -> str:
+        return f"keras-{self.keras_backend}"
+
+    def accepts(self, native) -> bool:
+        return isinstance(native, keras.Model)
+
+    def layers(self, native: keras.Model, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
+        return introspect.layers(native)
+
+    def filters(self, native: keras.Model, layer: str) -> np.ndarray:
+        return introspect.filters(native, layer)
+
+    def feature_maps(self, native: keras.Model, images: np.ndarray, layers: list[str] | None,
+                     batch_size: int = 64):
+        return introspect.feature_maps(native, images, layers, batch_size)
