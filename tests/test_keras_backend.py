@@ -144,3 +144,30 @@ def test_keras_backend_is_never_changed_after_import(monkeypatch):
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     choose_keras_backend()
     assert "KERAS_BACKEND" not in os.environ
+
+
+def test_cli_convert_then_compare(cifar_root, tmp_path, capsys, isolated_env):
+    import json
+
+    from featurelens.cli import main
+
+    src = tmp_path / "torch-model"
+    assert main(["train", "--preset", "tiny", "--backend", "torch", "--data-dir", str(cifar_root), "--epochs", "2",
+                 "--batch-size", "16", "--device", "cpu", "--out", str(src), "--no-progress"]) == 0
+    assert main(["convert", str(src), "--to", "keras"]) == 0
+    converted = tmp_path / "torch-model-keras"
+    meta = json.loads((converted / "featurelens.json").read_text())
+    assert meta["backend"] == "keras" and "keras_backend" in meta["versions"]
+    capsys.readouterr()
+    accuracies = []
+    for folder in (src, converted):
+        assert main(["evaluate", str(folder), "--data-dir", str(cifar_root), "--json"]) == 0
+        accuracies.append(json.loads(capsys.readouterr().out)["accuracy"])
+    assert accuracies[0] == accuracies[1]
+    out = tmp_path / "cmp"
+    assert main(["compare", str(src), str(converted), "--data-dir", str(cifar_root), "--out", str(out)]) == 0
+    assert {"histories.png", "filters.png", "feature_maps.png", "differences.png", "index.html",
+            "differences.json"} <= {p.name for p in out.iterdir()}
+    diffs = json.loads((out / "differences.json").read_text())["layers"]
+    assert len(diffs) == len(fl.get_preset("tiny").layer_names())
+    assert max(d["relative_difference"] for d in diffs) < 1e-5  # same weights, two backends

@@ -159,3 +159,12 @@ def test_flip_and_crop_keeps_shape_and_content_scale():
     for i in range(2):
         values = set(x[i].flatten().tolist()) | {0.0}
         assert set(out[i].flatten().tolist()) <= values
+
+
+def test_a_folder_from_an_older_format_is_explained(tmp_path):
+    model = fl.build_model(SMALL, fl.Normalization((0.0,) * 3, (1.0,) * 3), CLASSES, backend="torch")
+    folder = model.save(tmp_path / "m")
+    meta = (folder / "featurelens.json").read_text().replace('"format_version": 2', '"format_version": 1')
+    (folder / "featurelens.json").write_text(meta)
+    with pytest.raises(fl.ModelFolderError, match="pre-release"):
+        fl.load_model(folder)

@@ -1,4 +1,4 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize and demo."""
+"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, convert, compare, demo."""
 
 from __future__ import annotations
 
@@ -79,6 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("visualize", help="write every figure of a model folder as PNG plus index.html")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL_DIR/figures)")
+    p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
+    _add_data_args(p)
+
+    p = sub.add_parser("convert", help="the same model on another backend (weights, statistics, history)")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--to", required=True, help="target backend, e.g. keras or torch")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL_DIR-<backend>)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("compare", help="two models of the same spec side by side (two backends or checkpoints)")
+    p.add_argument("model_a", type=Path)
+    p.add_argument("model_b", type=Path)
+    p.add_argument("--out", type=Path, default=Path("comparison"), help="output folder")
     p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
     _add_data_args(p)
 
@@ -222,6 +235,36 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from featurelens.convert import convert_model
+    from featurelens.modeldir import load_model
+
+    model = load_model(args.model_dir)
+    converted = convert_model(model, args.to)
+    out = args.out or args.model_dir.with_name(f"{args.model_dir.name}-{converted.backend.name}")
+    converted.save(out, overwrite=args.overwrite)
+    print(f"Converted {args.model_dir} ({model.backend.name}) to {converted.backend.name}: {out}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from featurelens.compare import feature_map_differences
+    from featurelens.modeldir import load_model
+    from featurelens.report import write_comparison
+
+    a, b = load_model(args.model_a), load_model(args.model_b)
+    if a.spec != b.spec:
+        raise FeaturelensError(f"{args.model_a} ({a.spec.name}) and {args.model_b} ({b.spec.name}) are not the "
+                               "same spec; compare two backends or two checkpoints of one spec")
+    labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")
+    data = _load_data(args)
+    figures = write_comparison(a, b, data, args.out, labels, image_index=args.image_index)
+    worst = max(feature_map_differences(a, b, data.test_images[:64]), key=lambda d: d.relative_difference)
+    print(f"Largest relative feature-map difference: {worst.relative_difference:.3g} at {worst.layer}")
+    print(f"Wrote {len(figures)} figures to {args.out}; open {args.out / 'index.html'}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from featurelens.backends import get_backend
     from featurelens.config import TrainConfig
@@ -264,7 +307,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"backends": _cmd_backends, "spec": _cmd_spec, "train": _cmd_train,
-            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "demo": _cmd_demo}
+            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "convert": _cmd_convert,
+            "compare": _cmd_compare, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from featurelens.weights import load_weights, save_weights
 META_FILE = "featurelens.json"
 HISTORY_FILE = "history.json"
 FORMAT = "featurelens-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: canonical, backend-neutral weights (1 held torch state dicts)
 
 
 def _versions(model: Model) -> dict[str, str]:
@@ -87,6 +87,10 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFolderError(
             f"{folder} was written by a newer featurelens (format {meta['format_version']}, this "
             f"one reads up to {FORMAT_VERSION}); upgrade with: pip install -U featurelens")
+    if meta.get("format_version", 0) < FORMAT_VERSION:
+        raise ModelFolderError(
+            f"{folder} was written by a pre-release featurelens (format {meta.get('format_version')}, with "
+            "backend-specific weights); train the model again with this version")
     for key in ("backend", "spec", "class_names", "normalization"):
         if key not in meta:
             raise ModelFolderError(f"{path} lacks the {key!r} entry; the folder is damaged")

@@ -91,25 +91,60 @@ def write_report(model: Model, data: Dataset, out: str | os.PathLike[str], image
                                         title="The most confident mistakes"),
                  "mistakes.png", "Most confident mistakes",
                  "Wrong predictions the model was surest of: often ambiguous or unusual images.")
-        (tmp / "index.html").write_text(_index_html(model, written), encoding="utf-8")
+        name = model.spec.name if model.spec is not None else type(model.native).__name__
+        (tmp / "index.html").write_text(index_html(f"Inside {name} ({model.backend.name} backend)", written),
+                                        encoding="utf-8")
     return written
 
 
-def _index_html(model: Model, figures: list[FigureFile]) -> str:
-    name = model.spec.name if model.spec is not None else type(model.native).__name__
+def write_comparison(a: Model, b: Model, data: Dataset, out: str | os.PathLike[str],
+                     labels: tuple[str, str], image_index: int = 0, dpi: int = 110) -> list[FigureFile]:
+    """Side-by-side figures of two models of one spec, plus ``differences.json``, written atomically."""
+    from featurelens import compare
+    from featurelens._atomic import write_json
+
+    images = data.test_images
+    if not 0 <= image_index < len(images):
+        raise ValueError(f"image index {image_index} is outside the {len(images)} test images")
+    written: list[FigureFile] = []
+    with atomic_dir(out, overwrite=True) as tmp:
+        def save(fig, filename: str, title: str, caption: str) -> None:
+            fig.savefig(tmp / filename, dpi=dpi)
+            written.append(FigureFile(filename, title, caption))
+
+        if a.history is not None or b.history is not None:
+            save(compare.histories_figure(a, b, labels), "histories.png", "Training histories",
+                 "Loss and accuracy of both models per epoch, on shared axes.")
+        save(compare.filters_figure(a, b, labels), "filters.png", "First-layer filters",
+             "The first conv layer's kernels of each model.")
+        layers = activation_layers(a)
+        save(compare.feature_maps_figure(a, b, images[image_index], labels, layers), "feature_maps.png",
+             "Feature maps", f"Test image {image_index} through both models, with each layer's relative difference.")
+        sample = images[: min(256, len(images))]
+        differences = compare.feature_map_differences(a, b, sample)
+        save(compare.differences_figure(differences), "differences.png", "Differences per layer",
+             f"Relative difference of every layer's feature maps over {len(sample)} test images.")
+        write_json(tmp / "differences.json", {"labels": list(labels), "images": len(sample),
+                                              "layers": [d.to_dict() for d in differences]})
+        (tmp / "index.html").write_text(index_html(f"{labels[0]} vs {labels[1]}", written), encoding="utf-8")
+    return written
+
+
+def index_html(heading: str, figures: list[FigureFile]) -> str:
+    """A page showing ``figures`` (in the same folder) with their titles and captions."""
     items = "\n".join(
         f'<figure id="{html.escape(f.filename[:-4])}"><h2>{html.escape(f.title)}</h2>'
         f'<img src="{html.escape(f.filename)}" alt="{html.escape(f.title)}" loading="lazy">'
         f"<figcaption>{html.escape(f.caption)}</figcaption></figure>" for f in figures)
     toc = " · ".join(f'<a href="#{html.escape(f.filename[:-4])}">{html.escape(f.title)}</a>' for f in figures)
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>featurelens: {html.escape(name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>featurelens: {html.escape(heading)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1f2328; }}
 figure {{ margin: 2.5em 0; }} img {{ max-width: 100%; border: 1px solid #d0d7de; }}
 figcaption {{ color: #57606a; margin-top: .4em; }} nav {{ line-height: 1.8; }}
 </style></head><body>
-<h1>Inside {html.escape(name)} ({html.escape(model.backend.name)} backend)</h1>
+<h1>{html.escape(heading)}</h1>
 <nav>{toc}</nav>
 {items}
 </body></html>
