@@ -25,3 +25,15 @@ def test_trains_on_the_gpu_and_round_trips(tmp_path):
     # cuDNN convolutions use TF32 by default, so GPU and CPU agree to about 1e-4, not bit for bit
     np.testing.assert_allclose(loaded.predict(images), model.predict(images), atol=2e-3)
     assert (loaded.predict(images).argmax(1) == model.predict(images).argmax(1)).mean() > 0.99
+
+
+def test_feature_maps_of_a_gpu_model_match_the_cpu(tmp_path):
+    labels = np.tile(np.arange(10), 10)
+    images = synthetic_images(labels)
+    model = fl.train(fl.get_preset("tiny"), images, labels, fl.TrainConfig(epochs=1, device="cuda"),
+                     backend="torch", progress=False)
+    on_cpu = fl.load_model(model.save(tmp_path / "m"))
+    gpu_maps, cpu_maps = model.feature_maps(images[:8]), on_cpu.feature_maps(images[:8])
+    for name in cpu_maps:
+        np.testing.assert_allclose(gpu_maps[name], cpu_maps[name], atol=5e-3, rtol=5e-3, err_msg=name)
+    assert sum(len(m._forward_hooks) for m in model.native.modules()) == 0
