@@ -19,6 +19,14 @@ pytestmark = [pytest.mark.keras, pytest.mark.torch]
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install 'featurelens[keras]')")
 torch = pytest.importorskip("torch")
 
+# Parity means fp32 on both sides: no TF32 shortcuts on GPUs (JAX's and cuDNN's defaults allow them).
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+if keras.backend.backend() == "jax":
+    import jax
+
+    jax.config.update("jax_default_matmul_precision", "highest")
+
 SPEC = ModelSpec(name="parity", blocks=(ConvBlock(6, dropout=0.2), ConvBlock(10, convs=1, kernel_size=5)),
                  dense=(DenseBlock(12, dropout=0.5),))
 CLASSES = [f"c{i}" for i in range(10)]

@@ -53,6 +53,6 @@ def history_figure(history: History, title: str | None = None) -> Figure:
                      ha="right", fontsize=8, arrowprops={"arrowstyle": "->", "color": "#57606a"})
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    fig.suptitle(title or f"Training history ({history.backend or 'backend'}, {len(epochs)} epochs, "
-                 f"{history.total_seconds:.0f} s)")
+    where = " on ".join(x for x in (history.backend, history.device) if x) or "unknown backend"
+    fig.suptitle(title or f"Training history ({where}, {len(epochs)} epochs, {history.total_seconds:.0f} s)")
     return fig
