@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from featurelens.visualize.mosaic import mosaic, scale_all, scale_each
 
 MODES = ("auto", "rgb", "channels", "mean")
+CHANNEL_GRID_MAX = 512
 SCALINGS = ("per_filter", "shared")
 
 
@@ -30,9 +31,10 @@ def resolve_mode(filters: np.ndarray, mode: str = "auto") -> str:
     _check(filters)
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    if mode == "auto":
-        return "rgb" if filters.shape[3] == 3 else ("channels" if filters.shape[3] * filters.shape[0] <= 4096
-                                                    else "mean")
+    if mode == "auto":  # a per-channel grid of more than ~500 patches reads as noise: average instead
+        if filters.shape[3] == 3:
+            return "rgb"
+        return "channels" if filters.shape[3] * filters.shape[0] <= CHANNEL_GRID_MAX else "mean"
     if mode == "rgb" and filters.shape[3] != 3:
         raise ValueError(f"the rgb view needs 3 input channels, these filters have {filters.shape[3]}; "
                          "use mode='channels' or 'mean'")
