@@ -23,7 +23,6 @@ from featurelens_keras.plugin import choose_keras_backend
 choose_keras_backend()
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import featurelens as fl  # noqa: E402
 
@@ -35,16 +34,17 @@ def plain_model() -> keras.Model:
                 keras.layers.ReLU(), keras.layers.Conv2D(filters, 3, padding="same"),
                 keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.MaxPooling2D(2),
                 keras.layers.Dropout(drop)]
-    return keras.Sequential([keras.Input((32, 32, 3)), *block(32, 0.2), *block(64, 0.3), *block(128, 0.4),
-                             keras.layers.Flatten(), keras.layers.Dense(128), keras.layers.BatchNormalization(),
-                             keras.layers.ReLU(), keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")])
+    head = [keras.layers.Flatten(), keras.layers.Dense(128), keras.layers.BatchNormalization(),
+            keras.layers.ReLU(), keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax")]
+    return keras.Sequential([keras.Input((32, 32, 3)), *block(32, 0.2), *block(64, 0.3), *block(128, 0.4), *head])
 
 
 def plain_fit(train, val, epochs: int, seed: int) -> float:
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     model = plain_model()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     model.fit(train[0], train[1], batch_size=64, epochs=epochs, validation_data=val, verbose=0)
     return time.perf_counter() - start
 
