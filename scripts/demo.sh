@@ -6,10 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -z "${FEATURELENS_DATA_DIR:-}" ] && [ -f ../shared/data/cifar10/build.py ]; then
-  if [ ! -f .data/cifar-10-batches-py/batches.meta ]; then
-    .venv/bin/python ../shared/data/cifar10/build.py .data
-  fi
-  export FEATURELENS_DATA_DIR="$PWD/.data"
-fi
+data=$(bash scripts/cifar10_dir.sh)
+if [ -n "$data" ]; then export FEATURELENS_DATA_DIR="$data"; fi
 .venv/bin/featurelens demo "$@"

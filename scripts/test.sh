@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# The test command: install everything (scripts/setup.sh), lint, then run the whole suite, with
-# Keras on JAX, and the Keras tests once more with Keras on PyTorch (Keras picks its backend once
-# per process). Backend tests may not be skipped here: FEATURELENS_REQUIRE_ALL_BACKENDS turns a
-# skip for a missing backend into a failure.
+# The test command: every tox environment (lint, core, torch, keras-torch, keras-jax, docs).
+# tox itself lives in .venv-tox; each environment installs what it needs (CPU PyTorch pinned by
+# constraints/cpu.txt). The docs environment builds the site with the gallery executed on
+# CIFAR-10 and checks it in headless Chromium, installed here from Debian's packages if missing.
+# Extra arguments go to `tox run` (e.g. -e torch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-.venv/bin/ruff check src plugins tests benchmarks
-export FEATURELENS_REQUIRE_ALL_BACKENDS=1
-KERAS_BACKEND=jax .venv/bin/python -m pytest -q -rs "$@"
-KERAS_BACKEND=torch .venv/bin/python -m pytest -q -rs -m keras "$@"
+PYTHON=${PYTHON:-python3}
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "Debian's chromium is needed for the docs check: sudo apt-get install chromium" >&2
+  fi
+fi
+[ -x .venv-tox/bin/tox ] || { "$PYTHON" -m venv .venv-tox && .venv-tox/bin/pip install -q --disable-pip-version-check "tox>=4.11"; }
+.venv-tox/bin/tox run "$@"

@@ -108,6 +108,7 @@ def scripted_sequences(count=40, seed=0):
         yield np.round(2.0 + np.cumsum(steps), 6).tolist()
 
 
+@pytest.mark.keras
 @pytest.mark.skipif(not HAS_KERAS, reason="Keras 3 is not installed")
 @pytest.mark.parametrize("monitor", ["val_loss", "val_accuracy"])
 def test_early_stopping_matches_keras(monitor):
@@ -132,6 +133,7 @@ def test_early_stopping_matches_keras(monitor):
             assert ours == (keras_stop, model.restored), (values, patience, min_delta)
 
 
+@pytest.mark.keras
 @pytest.mark.skipif(not HAS_KERAS, reason="Keras 3 is not installed")
 def test_reduce_lr_matches_keras():
     keras = _keras()

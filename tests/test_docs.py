@@ -1,0 +1,89 @@
+"""The documentation: every hook documented and tested, and the built site really shows its figures.
+
+The site check needs a built site (``FEATURELENS_DOCS_HTML``, set by the ``docs`` tox env after
+``sphinx-build``), Debian's ``chromium`` and the ``playwright`` package; the docs env sets
+``FEATURELENS_REQUIRE_DOCS=1`` so that there it fails instead of skipping.
+"""
+
+import inspect
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from featurelens import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("featurelens_")]
+REQUIRE = os.environ.get("FEATURELENS_REQUIRE_DOCS") == "1"
+
+
+def test_there_are_hooks():
+    assert HOOKS == ["featurelens_register_backends", "featurelens_register_presets"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_documented_section(hook):
+    page = (ROOT / "docs" / "hooks.rst").read_text()
+    assert re.search(rf"^{hook}\n-{{{len(hook)}}}\n", page, re.M), f"docs/hooks.rst has no section for {hook}"
+    assert f"autofunction:: featurelens.hookspecs.{hook}" in page
+    assert inspect.getdoc(getattr(hookspecs, hook)), f"{hook} has no docstring"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_exercised_by_a_test(hook):
+    users = [p.name for p in (ROOT / "tests").glob("test_*.py") if p.name != "test_docs.py" and hook in p.read_text()]
+    assert users, f"no test implements {hook}"
+
+
+def _site() -> Path:
+    html = os.environ.get("FEATURELENS_DOCS_HTML")
+    problem = None
+    if not html or not (Path(html) / "index.html").is_file():
+        problem = "the docs are not built (build them and set FEATURELENS_DOCS_HTML)"
+    elif shutil.which("chromium") is None:
+        problem = "Debian's chromium is missing (apt-get install chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is missing (pip install playwright)"
+    if problem:
+        if REQUIRE:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return Path(html).resolve()
+
+
+@pytest.mark.parametrize("page", ["index.html", "auto_examples/plot_04_feature_maps.html"])
+def test_built_pages_render_with_their_images(page, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    site = _site()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-quic", "--no-first-run"])
+        try:
+            view = browser.new_page(viewport={"width": 1280, "height": 1600})
+            view.goto((site / page).as_uri())
+            view.wait_for_load_state("load")
+            title = view.title()
+            images = view.evaluate("Array.from(document.querySelectorAll('article img'))"
+                                   ".map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+            shot = tmp_path / (page.replace("/", "_") + ".png")
+            view.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    assert "featurelens" in title
+    assert shot.stat().st_size > 20_000
+    if page.startswith("auto_examples"):
+        figures = [img for img in images if "sphx_glr" in (img[0] or "")]
+        assert len(figures) >= 4, images
+        assert all(complete and width > 100 for _, complete, width in figures), figures
+    out = os.environ.get("FEATURELENS_SCREENSHOTS")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(out) / shot.name)
