@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
-import os
-import platform
 import statistics
 import time
 
 import numpy as np
 import torch
+from _common import machine_info, report
 from matplotlib.figure import Figure
 
 import featurelens as fl
@@ -104,13 +102,8 @@ def main() -> None:
 
     result = {"feature_maps": forward, "rendering_128_channels": rendering, "batch": args.batch,
               "device": args.device, "repeats": args.repeats, "date": time.strftime("%Y-%m-%d"),
-              "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                          "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "platform": platform.platform()}}
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+              "machine": machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads())}
+    report(result, args.out)
 
 
 if __name__ == "__main__":

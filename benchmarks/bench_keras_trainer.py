@@ -11,9 +11,6 @@ and LR reduction are off on both sides. Runs alternate after one untimed warm-up
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -23,6 +20,7 @@ from featurelens_keras.plugin import choose_keras_backend
 choose_keras_backend()
 
 import keras  # noqa: E402
+from _common import machine_info, report  # noqa: E402
 
 import featurelens as fl  # noqa: E402
 
@@ -94,12 +92,8 @@ def main() -> None:
               "train_images": n, "val_images": m, "epochs": args.epochs, "repeats": args.repeats,
               "seconds": times, "images_per_second": rate,
               "ratio_featurelens_over_plain": rate["featurelens"] / rate["plain"],
-              "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                          "platform": platform.platform()}, "date": time.strftime("%Y-%m-%d")}
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+              "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
+    report(result, args.out)
 
 
 if __name__ == "__main__":

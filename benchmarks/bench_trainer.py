@@ -12,15 +12,13 @@ time for the whole call (data transfer to the device, epochs and validation incl
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
+from _common import machine_info, report
 from torch import nn
 
 import featurelens as fl
@@ -92,12 +90,8 @@ def featurelens_fit(train, val, epochs: int, device: torch.device, seed: int, pr
 
 
 def machine(device: torch.device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "processor": platform.processor() or platform.machine()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    gpu = {"gpu": torch.cuda.get_device_name(0)} if device.type == "cuda" else {}
+    return machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads(), **gpu)
 
 
 def main() -> None:
@@ -140,10 +134,7 @@ def main() -> None:
         "ratio_featurelens_over_hand": rate["featurelens"] / rate["hand"],
         "machine": machine(device), "date": time.strftime("%Y-%m-%d"),
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
+    report(result, args.out)
 
 
 if __name__ == "__main__":

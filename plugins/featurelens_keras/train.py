@@ -116,8 +116,6 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     if stopper is not None and stopper.best is not None:
         history.best_epoch = stopper.best_epoch + 1
         history.restored_best_weights = bool(stopper.restore_best_weights and stopper.best_weights is not None)
-    elif history.epochs:
-        values = np.array([np.nan if v is None else v for v in history.metric(monitor)], float)
-        pick = np.nanargmax if mode_for(monitor) == "max" else np.nanargmin
-        history.best_epoch = int(pick(values)) + 1
+    else:
+        history.best_epoch = history.best_epoch_by_monitor()
     return history

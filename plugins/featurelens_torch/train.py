@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from featurelens.callbacks import EarlyStopper, LRReducer, mode_for
+from featurelens.callbacks import EarlyStopper, LRReducer
 from featurelens.config import TrainConfig
 from featurelens.history import EpochRecord, History
 from featurelens_torch.augment import flip_and_crop
@@ -135,10 +135,8 @@ def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
         history.stop_reason = "interrupted"
     if stopper is not None and stopper.best is not None:
         history.best_epoch = stopper.best_epoch + 1
-    elif history.epochs:
-        values = np.array(history.metric(monitor), dtype=float)
-        pick = np.nanargmax if mode_for(monitor) == "max" else np.nanargmin
-        history.best_epoch = int(pick(values)) + 1
+    else:
+        history.best_epoch = history.best_epoch_by_monitor()
     if best_state is not None:
         net.load_state_dict(best_state)
         history.restored_best_weights = True

@@ -62,6 +62,17 @@ class History:
             return None
         return next((r for r in self.epochs if r.epoch == self.best_epoch), None)
 
+    def best_epoch_by_monitor(self) -> int | None:
+        """The 1-based epoch with the best ``monitor`` value (for runs without early stopping)."""
+        from featurelens.callbacks import mode_for
+
+        values = self.metric(self.monitor)
+        scored = [(v, r.epoch) for v, r in zip(values, self.epochs) if v is not None and v == v]
+        if not scored:
+            return None
+        pick = max if mode_for(self.monitor) == "max" else min
+        return pick(scored, key=lambda item: item[0])[1]
+
     @property
     def total_seconds(self) -> float:
         return sum(r.seconds for r in self.epochs)
