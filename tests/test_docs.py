@@ -59,9 +59,9 @@ def _site() -> Path:
 
 @pytest.mark.parametrize("page", ["index.html", "auto_examples/plot_04_feature_maps.html"])
 def test_built_pages_render_with_their_images(page, tmp_path):
+    site = _site()
     from playwright.sync_api import sync_playwright
 
-    site = _site()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
