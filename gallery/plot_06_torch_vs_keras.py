@@ -22,7 +22,9 @@ keras_model = _helpers.seed_model("keras")
 print("Keras runs on:", keras_model.backend.keras_backend)
 for model in (torch_model, keras_model):
     result = model.evaluate(data.test_images, data.test_labels)
-    print(f"{model.backend.name:>6}: test accuracy {result.accuracy:.2%}, {model.history.describe()}")
+    h = model.history
+    print(f"{model.backend.name:>6}: test accuracy {result.accuracy:.2%} after {len(h.epochs)} epochs "
+          f"({h.total_seconds:.0f} s)")
 
 labels = ("PyTorch", "Keras")
 fig = compare.histories_figure(torch_model, keras_model, labels)
