@@ -21,6 +21,9 @@ if importlib.util.find_spec("keras") is not None:  # let Keras start on an insta
     from featurelens_keras.plugin import choose_keras_backend
 
     choose_keras_backend()
+    collect_ignore: list[str] = []
+else:  # environments without Keras (core, torch) do not collect its tests at all
+    collect_ignore = ["test_keras_backend.py"]
 
 
 REQUIRE_ALL = os.environ.get("FEATURELENS_REQUIRE_ALL_BACKENDS") == "1"
