@@ -122,11 +122,18 @@ def test_saving_over_an_existing_folder_needs_overwrite(arrays, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
-def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path):
+def saved_with_edited_metadata(tmp_path, old: str, new: str):
+    """A saved untrained model whose featurelens.json had ``old`` replaced by ``new``."""
     model = fl.build_model(SMALL, fl.Normalization((0.0,) * 3, (1.0,) * 3), CLASSES, backend="torch")
     folder = model.save(tmp_path / "m")
-    meta = (folder / "featurelens.json").read_text().replace('"filters": 8', '"filters": 12')
-    (folder / "featurelens.json").write_text(meta)
+    meta = folder / "featurelens.json"
+    assert old in meta.read_text()
+    meta.write_text(meta.read_text().replace(old, new))
+    return folder
+
+
+def test_weights_that_do_not_fit_the_spec_are_refused(tmp_path):
+    folder = saved_with_edited_metadata(tmp_path, '"filters": 8', '"filters": 12')
     with pytest.raises(fl.ModelFolderError, match="do not match"):
         fl.load_model(folder)
 
@@ -162,9 +169,6 @@ def test_flip_and_crop_keeps_shape_and_content_scale():
 
 
 def test_a_folder_from_an_older_format_is_explained(tmp_path):
-    model = fl.build_model(SMALL, fl.Normalization((0.0,) * 3, (1.0,) * 3), CLASSES, backend="torch")
-    folder = model.save(tmp_path / "m")
-    meta = (folder / "featurelens.json").read_text().replace('"format_version": 2', '"format_version": 1')
-    (folder / "featurelens.json").write_text(meta)
+    folder = saved_with_edited_metadata(tmp_path, '"format_version": 2', '"format_version": 1')
     with pytest.raises(fl.ModelFolderError, match="pre-release"):
         fl.load_model(folder)
