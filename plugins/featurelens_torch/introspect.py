@@ -51,11 +51,18 @@ def resolve(net: nn.Module, names: list[str] | None) -> list[tuple[str, nn.Modul
 
 
 def canonical(output: torch.Tensor) -> np.ndarray:
-    """A float32 numpy copy in the canonical layout (channels last for 4-D outputs)."""
-    out = output.detach().to("cpu", dtype=torch.float32, copy=True)
+    """A float32 numpy copy in the canonical layout (channels last for 4-D outputs).
+
+    The transpose happens where the tensor lives (on a GPU: there, in one kernel), so the host
+    receives exactly one contiguous copy.
+    """
+    out = output.detach()
     if out.dim() == 4:
         out = out.permute(0, 2, 3, 1)
-    return np.ascontiguousarray(out.numpy())
+    out = out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+    if out.device.type != "cpu" or out.data_ptr() != output.data_ptr():
+        return out.cpu().numpy()
+    return out.clone().numpy()
 
 
 def canonical_view(output: torch.Tensor) -> np.ndarray:
