@@ -23,14 +23,12 @@ class FigureFile:
 def activation_layers(model: Model) -> list[str]:
     """For each conv layer, the layer whose output is its feature map: its ReLU if one follows."""
     infos = model.layers()
-    names = [i.name for i in infos]
     out = []
     for i, info in enumerate(infos):
-        if info.kind != "conv2d":
-            continue
-        following = next((n for n, k in ((x.name, x.kind) for x in infos[i + 1:i + 3]) if k == "relu"), None)
-        out.append(following or info.name)
-    return out or names[:1]
+        if info.kind == "conv2d":  # conv, maybe batch norm, then the ReLU whose output we want
+            following = next((x.name for x in infos[i + 1:i + 3] if x.kind == "relu"), None)
+            out.append(following or info.name)
+    return out or [infos[0].name]
 
 
 def write_report(model: Model, data: Dataset, out: str | os.PathLike[str], image_index: int = 0,
