@@ -10,6 +10,7 @@ images. Augmentation (flips and 4-pixel shifts) runs on numpy batches in a ``PyD
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 import keras
@@ -106,7 +107,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     try:
         with device:
             model.fit(**inputs, epochs=config.effective_epochs(), validation_data=validation,
-                      callbacks=callbacks, verbose=1 if progress else 0)
+                      callbacks=callbacks, verbose=(1 if sys.stderr.isatty() else 2) if progress else 0)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
         if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:

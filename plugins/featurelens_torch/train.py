@@ -8,6 +8,7 @@ and read once per epoch, which keeps the GPU free of host synchronisation inside
 from __future__ import annotations
 
 import copy
+import sys
 import time
 
 import numpy as np
@@ -85,6 +86,7 @@ def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
     best_state = None
     epochs = config.effective_epochs()
     n, bs = len(x), config.batch_size
+    interactive = sys.stderr.isatty()
     try:
         for epoch in range(epochs):
             start_time = time.perf_counter()
@@ -94,7 +96,7 @@ def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
             losses = []  # summed once per epoch: no host synchronisation inside the epoch
             predicted = torch.empty(n, dtype=torch.long, device=device)
             with tqdm(total=n, unit="img", unit_scale=True, desc=f"Epoch {epoch + 1}/{epochs}",
-                      disable=not progress, leave=True, dynamic_ncols=True) as bar:
+                      disable=not (progress and interactive), leave=True, dynamic_ncols=True) as bar:
                 for begin in range(0, n, bs):
                     idx = order[begin:begin + bs]
                     xb, yb = x[idx], y[idx]
@@ -118,6 +120,10 @@ def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
             record = EpochRecord(epoch + 1, metrics["loss"], metrics["accuracy"],
                                  metrics.get("val_loss"), metrics.get("val_accuracy"), lr,
                                  time.perf_counter() - start_time)
+            if progress and not interactive:  # logs and CI: one line per epoch instead of a bar
+                values = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                print(f"Epoch {epoch + 1}/{epochs}: {values} lr={lr:.2g} ({record.seconds:.1f} s)",
+                      file=sys.stderr, flush=True)
             history.append(record)
             stop = False
             if stopper is not None:
