@@ -161,3 +161,14 @@ def test_visualizers_never_touch_pyplot():
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_outputs_become_probabilities_only_when_they_are_logits():
+    from featurelens.evaluation import as_probabilities
+
+    probs = np.array([[0.2, 0.8], [1.0, 0.0]], np.float32)
+    assert np.array_equal(as_probabilities(probs), probs)
+    logits = np.array([[2.0, 0.0], [-1.0, 3.0]], np.float32)
+    out = as_probabilities(logits)
+    np.testing.assert_allclose(out.sum(1), 1, atol=1e-6)
+    assert out[0, 0] > out[0, 1] and out[1, 1] > out[1, 0]

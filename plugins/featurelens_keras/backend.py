@@ -7,6 +7,7 @@ import numpy as np
 
 from featurelens import Backend
 from featurelens.config import TrainConfig
+from featurelens.evaluation import as_probabilities
 from featurelens.history import History
 from featurelens.introspect import LayerInfo
 from featurelens.spec import ModelSpec
@@ -38,12 +39,8 @@ class KerasBackend(Backend):
     def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(images) == 0:
             return np.zeros((0, 0), np.float32)
-        raw = np.asarray(native.predict(images, batch_size=batch_size, verbose=0), np.float32)
-        is_probs = bool(((raw >= 0) & (raw <= 1)).all()) and np.allclose(raw.sum(1), 1, atol=1e-4)
-        if is_probs:
-            return raw
-        shifted = np.exp(raw - raw.max(axis=1, keepdims=True))  # a user's model that outputs logits
-        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+        # spec-built models end in a softmax; a user's model may output logits instead
+        return as_probabilities(native.predict(images, batch_size=batch_size, verbose=0))
 
     def get_weights(self, native: keras.Model) -> dict[str, np.ndarray]:
         return io.get_weights(native)

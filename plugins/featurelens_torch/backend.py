@@ -7,6 +7,7 @@ import torch
 
 from featurelens import Backend
 from featurelens.config import TrainConfig
+from featurelens.evaluation import as_probabilities
 from featurelens.history import History
 from featurelens.introspect import LayerInfo
 from featurelens.spec import ModelSpec
@@ -37,18 +38,15 @@ class TorchBackend(Backend):
             for start in range(0, len(images), batch_size):
                 batch = train.to_tensor(images[start:start + batch_size], device)
                 if isinstance(native, SpecNet):
-                    probs = torch.softmax(native.logits(batch).float(), dim=1)
+                    out.append(torch.softmax(native.logits(batch).float(), dim=1).cpu().numpy())
                 else:  # a user's module: its output may be logits or already probabilities
-                    raw = native(batch).float()
-                    is_probs = bool(((raw >= 0) & (raw <= 1)).all()) and bool(
-                        torch.allclose(raw.sum(1), torch.ones(len(raw), device=raw.device), atol=1e-4))
-                    probs = raw if is_probs else torch.softmax(raw, dim=1)
-                out.append(probs.cpu().numpy())
+                    out.append(native(batch).float().cpu().numpy())
         finally:
             native.train(was_training)
         if not out:
             return np.zeros((0, 0), np.float32)
-        return np.concatenate(out).astype(np.float32, copy=False)
+        outputs = np.concatenate(out)
+        return outputs if isinstance(native, SpecNet) else as_probabilities(outputs)
 
     def get_weights(self, native: SpecNet) -> dict[str, np.ndarray]:
         return io.get_weights(native)
