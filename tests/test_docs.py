@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from featurelens import hookspecs
+from featurelens.backends import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("featurelens_")]
@@ -21,14 +21,14 @@ REQUIRE = os.environ.get("FEATURELENS_REQUIRE_DOCS") == "1"
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["featurelens_register_backends", "featurelens_register_presets"]
+    assert HOOKS == ["featurelens_register_backends", "featurelens_register_figures", "featurelens_register_presets"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_every_hook_has_a_documented_section(hook):
     page = (ROOT / "docs" / "hooks.rst").read_text()
     assert re.search(rf"^{hook}\n-{{{len(hook)}}}\n", page, re.M), f"docs/hooks.rst has no section for {hook}"
-    assert f"autofunction:: featurelens.hookspecs.{hook}" in page
+    assert f"autofunction:: featurelens.backends.hookspecs.{hook}" in page
     assert inspect.getdoc(getattr(hookspecs, hook)), f"{hook} has no docstring"
 
 

@@ -138,9 +138,6 @@ def test_a_users_sequential_and_functional_models():
         maps = m.feature_maps(x_img, [conv])
         assert maps[conv].shape == (3, *shape)
         np.testing.assert_allclose(m.predict(x_img).sum(1), 1, atol=1e-5)
-    from featurelens_keras.introspect import extractor
-
-    assert extractor(func, ("conv",)) is extractor(func, ("conv",))  # built once, then cached
     with pytest.raises(fl.LayerNotFoundError, match="no layer named 'nope'"):
         fl.wrap(func).feature_maps(x_img, ["nope"])
 

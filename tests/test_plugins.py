@@ -7,12 +7,13 @@ import textwrap
 import pytest
 
 import featurelens
-from featurelens import BackendError, plugins
-from featurelens import backends as backends_mod
+from featurelens import BackendError
+from featurelens.backends import BackendEntry, hookimpl, registry
 
 FAKE_PLUGIN = '''
 import numpy as np
-from featurelens import Backend, BackendEntry, ConvBlock, ModelSpec, hookimpl
+from featurelens import ConvBlock, ModelSpec
+from featurelens.backends import Backend, BackendEntry, hookimpl
 
 
 class ConstantBackend(Backend):
@@ -24,9 +25,6 @@ class ConstantBackend(Backend):
 
     def build(self, spec, seed=0):
         return {"classes": spec.num_classes}
-
-    def fit(self, native, spec, train, validation, config, progress=True):
-        raise NotImplementedError
 
     def predict(self, native, images, batch_size=256):
         return np.full((len(images), native["classes"]), 1 / native["classes"], np.float32)
@@ -63,11 +61,9 @@ def install_distribution(root, dist, modules, entry_points):
 
 @pytest.fixture
 def fresh_plugins():
-    plugins.reset()
-    backends_mod.clear_cache()
+    registry.reset()
     yield
-    plugins.reset()
-    backends_mod.clear_cache()
+    registry.reset()
 
 
 @pytest.fixture
@@ -82,7 +78,7 @@ def test_builtin_torch_backend_is_registered_through_its_entry_point(fresh_plugi
     from importlib.metadata import entry_points
 
     assert "torch" in {ep.name for ep in entry_points(group="featurelens")}
-    assert "torch" in plugins.registry().backends
+    assert "torch" in registry.backends
 
 
 def test_external_plugin_is_discovered(installed_fake):
@@ -106,7 +102,7 @@ def test_external_backend_works_through_the_core(installed_fake):
 
 def test_disabled_plugins_are_skipped(installed_fake, monkeypatch):
     monkeypatch.setenv("FEATURELENS_DISABLE_PLUGINS", "constant")
-    plugins.reset()
+    registry.reset()
     assert "constant" not in featurelens.available_backends()
 
 
@@ -126,32 +122,28 @@ def test_broken_plugin_error_names_the_real_cause(tmp_path, monkeypatch, fresh_p
 
 
 def test_backend_whose_framework_is_missing_says_how_to_install(monkeypatch, fresh_plugins):
-    from featurelens.backend import BackendEntry
-
     class Plugin:
-        @featurelens.hookimpl
+        @hookimpl
         def featurelens_register_backends(self, register):
             register(BackendEntry(name="ghost", load=lambda: None, requires=("no_such_framework_abc",),
                                   install="pip install 'featurelens[ghost]'"))
 
-    plugins.register_plugin(Plugin(), name="ghost-plugin")
+    registry.register_plugin(Plugin(), name="ghost-plugin")
     assert "ghost" not in featurelens.available_backends()
     with pytest.raises(BackendError, match=r"pip install 'featurelens\[ghost\]'"):
         featurelens.get_backend("ghost")
 
 
 def test_backend_that_fails_while_loading_keeps_the_cause(fresh_plugins):
-    from featurelens.backend import BackendEntry
-
     def explode():
         raise RuntimeError("CUDA driver too old")
 
     class Plugin:
-        @featurelens.hookimpl
+        @hookimpl
         def featurelens_register_backends(self, register):
             register(BackendEntry(name="exploding", load=explode))
 
-    plugins.register_plugin(Plugin(), name="exploding-plugin")
+    registry.register_plugin(Plugin(), name="exploding-plugin")
     with pytest.raises(BackendError, match="CUDA driver too old") as info:
         featurelens.get_backend("exploding")
     assert isinstance(info.value.__cause__, RuntimeError)
@@ -159,12 +151,12 @@ def test_backend_that_fails_while_loading_keeps_the_cause(fresh_plugins):
 
 def test_misspelled_hook_fails_loudly(fresh_plugins):
     class Plugin:
-        @featurelens.hookimpl
+        @hookimpl
         def featurelens_register_backend(self, register):  # missing "s"
             pass
 
     with pytest.raises(Exception, match="featurelens_register_backend"):
-        plugins.register_plugin(Plugin(), name="typo")
+        registry.register_plugin(Plugin(), name="typo")
 
 
 def test_default_backend_follows_the_environment(installed_fake, monkeypatch):

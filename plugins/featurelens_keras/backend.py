@@ -5,18 +5,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from featurelens import Backend
-from featurelens.config import TrainConfig
-from featurelens.evaluation import as_probabilities
-from featurelens.history import History
-from featurelens.introspect import LayerInfo
-from featurelens.spec import ModelSpec
+from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
 from featurelens_keras import introspect, io, train
 from featurelens_keras.build import build_model
 
 
 class KerasBackend(Backend):
     name = "keras"
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP})
 
     @property
     def keras_backend(self) -> str:

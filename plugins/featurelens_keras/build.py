@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from featurelens.spec import LayerSpec, ModelSpec
+from featurelens.backends import LayerSpec, ModelSpec, SpecError
 
 CHANNELS_LAST = "channels_last"  # explicit, whatever keras.config.image_data_format() says
 
@@ -28,7 +28,7 @@ def _layer(spec: LayerSpec) -> keras.layers.Layer:
         return layers.Dense(o["units"], name=name)
     if spec.kind == "softmax":
         return layers.Softmax(name=name)
-    raise ValueError(f"the keras backend cannot build layer kind {spec.kind!r} ({name})")
+    raise SpecError(f"the keras backend cannot build layer kind {spec.kind!r} ({name})")
 
 
 def build_model(spec: ModelSpec, seed: int = 0) -> keras.Model:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from featurelens.weights import BN_PARAMS
+from featurelens.backends import BN_PARAMS
 
 PARAMS = {keras.layers.Conv2D: ("kernel", "bias"), keras.layers.Dense: ("kernel", "bias"),
           keras.layers.BatchNormalization: BN_PARAMS}

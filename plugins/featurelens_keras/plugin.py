@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from featurelens import BackendEntry, hookimpl
+from featurelens.backends import BackendEntry, hookimpl
 
 PREFERRED = ("jax", "torch", "tensorflow")
 
@@ -59,4 +59,5 @@ def featurelens_register_backends(register):
         requires=("keras",),
         install="pip install 'featurelens[keras]' (plus jax or torch for Keras to run on)",
         description="Keras 3 on JAX, PyTorch or TensorFlow (KERAS_BACKEND)",
+        priority=10,
     ))

@@ -16,9 +16,7 @@ import time
 import keras
 import numpy as np
 
-from featurelens.callbacks import mode_for
-from featurelens.config import TrainConfig
-from featurelens.history import EpochRecord, History
+from featurelens.backends import EpochRecord, History, TrainConfig, mode_for
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -86,8 +84,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     keras.utils.set_random_seed(config.seed)
     model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     es_cfg, rl_cfg = config.early_stopping, config.reduce_lr
-    monitor = es_cfg.monitor if es_cfg else ("val_loss" if validation is not None else "loss")
-    history = History(monitor=monitor, backend="keras", device=keras.backend.backend())
+    history = History(monitor=config.monitor(validation is not None), backend="keras", device=keras.backend.backend())
     callbacks: list[keras.callbacks.Callback] = [EpochRecorder(history)]
     stopper = None
     if es_cfg is not None:
@@ -112,11 +109,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         history.stop_reason = "interrupted"
         if stopper is not None and stopper.restore_best_weights and stopper.best_weights is not None:
             model.set_weights(stopper.best_weights)
-    if stopper is not None and stopper.stopped_epoch > 0:
-        history.stop_reason = "early_stopping"
-    if stopper is not None and stopper.best is not None:
-        history.best_epoch = stopper.best_epoch + 1
-        history.restored_best_weights = bool(stopper.restore_best_weights and stopper.best_weights is not None)
-    else:
-        history.best_epoch = history.best_epoch_by_monitor()
+    ran = stopper is not None and stopper.best is not None
+    history.finish(stopped_early=stopper is not None and stopper.stopped_epoch > 0,
+                   best_epoch=stopper.best_epoch + 1 if ran else None,
+                   restored_best_weights=ran and stopper.restore_best_weights and stopper.best_weights is not None)
     return history

@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from featurelens import Backend
-from featurelens.config import TrainConfig
-from featurelens.evaluation import as_probabilities
-from featurelens.history import History
-from featurelens.introspect import LayerInfo
-from featurelens.spec import ModelSpec
+from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
 from featurelens_torch import introspect, io, train
 from featurelens_torch.build import SpecNet, build_net
 
 
 class TorchBackend(Backend):
     name = "torch"
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP})
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -71,3 +67,6 @@ class TorchBackend(Backend):
     def feature_maps(self, native: torch.nn.Module, images: np.ndarray, layers: list[str] | None,
                      batch_size: int = 64):
         return introspect.feature_maps(native, images, layers, batch_size)
+
+    def attachments(self, native: torch.nn.Module) -> list[str]:
+        return introspect.attached_hooks(native)

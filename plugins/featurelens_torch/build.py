@@ -7,7 +7,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from featurelens.spec import LayerSpec, ModelSpec
+from featurelens.backends import LayerSpec, ModelSpec, SpecError
 
 
 class ChannelsLastFlatten(nn.Module):
@@ -51,7 +51,7 @@ def _layer(spec: LayerSpec) -> nn.Module:
         return nn.Linear(o["in_features"], o["units"])
     if spec.kind == "softmax":
         return nn.Softmax(dim=1)
-    raise ValueError(f"the torch backend cannot build layer kind {spec.kind!r} ({spec.name})")
+    raise SpecError(f"the torch backend cannot build layer kind {spec.kind!r} ({spec.name})")
 
 
 def _init(module: nn.Module) -> None:

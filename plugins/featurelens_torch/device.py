@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from featurelens.errors import ConfigError
+from featurelens.backends import ConfigError
 
 
 def select_device(requested: str = "auto") -> torch.device:

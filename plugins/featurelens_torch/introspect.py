@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from featurelens.introspect import LayerInfo, unknown_layer
+from featurelens.backends import InputError, LayerInfo, unknown_layer
 from featurelens_torch.build import ChannelsLastFlatten, SpecNet
 from featurelens_torch.train import to_tensor
 
@@ -137,6 +137,16 @@ def _capture(net: nn.Module, targets: list[tuple[str, nn.Module]], x: torch.Tens
     return {name: convert(tensor) for name, tensor in captured.items()}
 
 
+def attached_hooks(net: nn.Module) -> list[str]:
+    """Every forward (pre-)hook on ``net`` or its submodules, as ``module name: kind``."""
+    found = []
+    for name, module in net.named_modules():
+        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_forward_hooks_with_kwargs"):
+            for _ in getattr(module, kind, {}) or {}:
+                found.append(f"{name or '<model>'}: {kind.strip('_').replace('_', ' ')}")
+    return found
+
+
 def layers(net: nn.Module, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
     h, w, c = input_shape
     targets = named_layers(net)
@@ -151,7 +161,7 @@ def filters(net: nn.Module, layer: str) -> np.ndarray:
     (name, module), = resolve(net, [layer])
     if not isinstance(module, nn.Conv2d):
         convs = [n for n, m in named_layers(net) if isinstance(m, nn.Conv2d)]
-        raise ValueError(f"{layer!r} is a {type(module).__name__}, not a convolution; the conv layers "
+        raise InputError(f"{layer!r} is a {type(module).__name__}, not a convolution; the conv layers "
                          f"are: {', '.join(convs)}")
     weight = module.weight.detach().to("cpu", torch.float32)  # (C_out, C_in, kh, kw)
     return np.ascontiguousarray(weight.permute(0, 2, 3, 1).numpy())
@@ -166,6 +176,6 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
         captured = _capture(net, targets, x, canonical_view)
         silent = [name for name, _ in targets if name not in captured]
         if silent:
-            raise ValueError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they "
+            raise InputError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they "
                              "have no feature maps; choose layers the model's forward() calls")
         yield {name: captured[name] for name, _ in targets}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from featurelens import BackendEntry, hookimpl
+from featurelens.backends import BackendEntry, hookimpl
 
 
 def _load():
@@ -19,4 +19,5 @@ def featurelens_register_backends(register):
         requires=("torch",),
         install="pip install 'featurelens[torch]'",
         description="PyTorch: CUDA, Apple MPS or the CPU",
+        priority=20,
     ))

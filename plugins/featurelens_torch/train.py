@@ -16,9 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from featurelens.callbacks import EarlyStopper, LRReducer
-from featurelens.config import TrainConfig
-from featurelens.history import EpochRecord, History
+from featurelens.backends import EarlyStopper, EpochRecord, History, LRReducer, TrainConfig
 from featurelens_torch.augment import flip_and_crop
 from featurelens_torch.build import SpecNet
 from featurelens_torch.device import select_device
@@ -64,87 +62,111 @@ def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
     cudnn_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cudnn_benchmark or device.type == "cuda"  # fixed input size
     try:
-        return _fit(net, train, validation, config, progress, device)
+        run = _Run(net, train, validation, config, device)
+        run.train(progress)
+        return run.history
     finally:
         torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
-def _fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
-         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-         progress: bool, device: torch.device) -> History:
-    torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    net.to(device)
-    x, y = to_tensor(train[0], device), torch.from_numpy(np.asarray(train[1], np.int64)).to(device)
-    if validation is not None:
-        vx, vy = to_tensor(validation[0], device), torch.from_numpy(np.asarray(validation[1], np.int64)).to(device)
-    optimizer = make_optimizer(net, config, device)
-    stopper = EarlyStopper(config.early_stopping) if config.early_stopping else None
-    reducer = LRReducer(config.reduce_lr) if config.reduce_lr else None
-    monitor = config.early_stopping.monitor if stopper else ("val_loss" if validation else "loss")
-    history = History(monitor=monitor, backend="torch", device=str(device))
-    best_state = None
-    epochs = config.effective_epochs()
-    n, bs = len(x), config.batch_size
-    interactive = sys.stderr.isatty()
-    try:
-        for epoch in range(epochs):
-            start_time = time.perf_counter()
-            lr = optimizer.param_groups[0]["lr"]
-            net.train()
-            order = torch.randperm(n, generator=generator).to(device)
-            losses = []  # summed once per epoch: no host synchronisation inside the epoch
-            predicted = torch.empty(n, dtype=torch.long, device=device)
-            with tqdm(total=n, unit="img", unit_scale=True, desc=f"Epoch {epoch + 1}/{epochs}",
-                      disable=not (progress and interactive), leave=True, dynamic_ncols=True) as bar:
-                for begin in range(0, n, bs):
-                    idx = order[begin:begin + bs]
-                    xb, yb = x[idx], y[idx]
-                    if config.augment:
-                        xb = flip_and_crop(xb, generator)
-                    logits = net.logits(xb)
-                    loss = F.cross_entropy(logits, yb)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    losses.append(loss.detach())
-                    torch.argmax(logits.detach(), 1, out=predicted[begin:begin + bs])
-                    bar.update(len(idx))
-                sizes = torch.full((len(losses),), float(bs), device=device)
-                sizes[-1] = n - bs * (len(losses) - 1)
-                metrics = {"loss": float((torch.stack(losses) * sizes).sum()) / n,
-                           "accuracy": int((predicted == y[order]).sum()) / n}
-                if validation is not None:
-                    metrics["val_loss"], metrics["val_accuracy"] = measure(net, vx, vy)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()} | {"lr": f"{lr:.2g}"})
-            record = EpochRecord(epoch + 1, metrics["loss"], metrics["accuracy"],
-                                 metrics.get("val_loss"), metrics.get("val_accuracy"), lr,
-                                 time.perf_counter() - start_time)
-            if progress and not interactive:  # logs and CI: one line per epoch instead of a bar
-                values = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-                print(f"Epoch {epoch + 1}/{epochs}: {values} lr={lr:.2g} ({record.seconds:.1f} s)",
-                      file=sys.stderr, flush=True)
-            history.append(record)
-            stop = False
-            if stopper is not None:
-                improved, stop = stopper.update(epoch, metrics)
-                if improved and stopper.restore_best_weights:
-                    best_state = copy.deepcopy(net.state_dict())
-            if reducer is not None:
-                new_lr = reducer.update(epoch, metrics, lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = new_lr
-            if stop:
-                history.stop_reason = "early_stopping"
-                break
-    except KeyboardInterrupt:
-        history.stop_reason = "interrupted"
-    if stopper is not None and stopper.best is not None:
-        history.best_epoch = stopper.best_epoch + 1
-    else:
-        history.best_epoch = history.best_epoch_by_monitor()
-    if best_state is not None:
-        net.load_state_dict(best_state)
-        history.restored_best_weights = True
-    net.eval()
-    return history
+class _Run:
+    """One training run: data on the device, optimizer, callbacks and the History being written."""
+
+    def __init__(self, net: SpecNet, train: tuple[np.ndarray, np.ndarray],
+                 validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
+                 device: torch.device) -> None:
+        torch.manual_seed(config.seed)
+        self.net, self.config, self.device = net.to(device), config, device
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.x, self.y = _on_device(train, device)
+        self.validation = _on_device(validation, device) if validation is not None else None
+        self.optimizer = make_optimizer(net, config, device)
+        self.stopper = EarlyStopper(config.early_stopping) if config.early_stopping else None
+        self.reducer = LRReducer(config.reduce_lr) if config.reduce_lr else None
+        self.history = History(monitor=config.monitor(validation is not None), backend="torch",
+                               device=str(device))
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def train(self, progress: bool) -> None:
+        epochs = self.config.effective_epochs()
+        interactive = sys.stderr.isatty()
+        stopped_early = False
+        try:
+            for epoch in range(epochs):
+                started, lr = time.perf_counter(), self.lr
+                bar = tqdm(total=len(self.x), unit="img", unit_scale=True, desc=f"Epoch {epoch + 1}/{epochs}",
+                           disable=not (progress and interactive), leave=True, dynamic_ncols=True)
+                with bar:
+                    metrics = self.train_epoch(bar)
+                    if self.validation is not None:
+                        metrics["val_loss"], metrics["val_accuracy"] = measure(self.net, *self.validation)
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()} | {"lr": f"{lr:.2g}"})
+                record = EpochRecord(epoch + 1, metrics["loss"], metrics["accuracy"], metrics.get("val_loss"),
+                                     metrics.get("val_accuracy"), lr, time.perf_counter() - started)
+                if progress and not interactive:  # logs and CI: one line per epoch instead of a bar
+                    values = " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                    print(f"Epoch {epoch + 1}/{epochs}: {values} lr={lr:.2g} ({record.seconds:.1f} s)",
+                          file=sys.stderr, flush=True)
+                self.history.append(record)
+                if self.after_epoch(epoch, metrics):
+                    stopped_early = True
+                    break
+        except KeyboardInterrupt:
+            self.history.stop_reason = "interrupted"
+        self.finish(stopped_early)
+
+    def train_epoch(self, bar: tqdm) -> dict[str, float]:
+        """One pass over the shuffled training set; metrics are read from the device once, at the end."""
+        net, x, y, bs = self.net, self.x, self.y, self.config.batch_size
+        n = len(x)
+        net.train()
+        order = torch.randperm(n, generator=self.generator).to(self.device)
+        losses = []  # summed once per epoch: no host synchronisation inside the epoch
+        predicted = torch.empty(n, dtype=torch.long, device=self.device)
+        for begin in range(0, n, bs):
+            idx = order[begin:begin + bs]
+            xb, yb = x[idx], y[idx]
+            if self.config.augment:
+                xb = flip_and_crop(xb, self.generator)
+            logits = net.logits(xb)
+            loss = F.cross_entropy(logits, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.detach())
+            torch.argmax(logits.detach(), 1, out=predicted[begin:begin + bs])
+            bar.update(len(idx))
+        sizes = torch.full((len(losses),), float(bs), device=self.device)
+        sizes[-1] = n - bs * (len(losses) - 1)
+        return {"loss": float((torch.stack(losses) * sizes).sum()) / n,
+                "accuracy": int((predicted == y[order]).sum()) / n}
+
+    def after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
+        """Early stopping and LR reduction, Keras-exact; True when training should stop."""
+        stop = False
+        if self.stopper is not None:
+            improved, stop = self.stopper.update(epoch, metrics)
+            if improved and self.stopper.restore_best_weights:
+                self.best_state = copy.deepcopy(self.net.state_dict())
+        if self.reducer is not None:
+            new_lr = self.reducer.update(epoch, metrics, self.lr)
+            for group in self.optimizer.param_groups:
+                group["lr"] = new_lr
+        return stop
+
+    def finish(self, stopped_early: bool) -> None:
+        if self.best_state is not None:
+            self.net.load_state_dict(self.best_state)
+        ran = self.stopper is not None and self.stopper.best is not None
+        self.history.finish(stopped_early=stopped_early,
+                            best_epoch=self.stopper.best_epoch + 1 if ran and self.stopper else None,
+                            restored_best_weights=self.best_state is not None)
+        self.net.eval()
+
+
+def _on_device(data: tuple[np.ndarray, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return to_tensor(data[0], device), torch.from_numpy(np.asarray(data[1], np.int64)).to(device)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from featurelens.errors import OutputExistsError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -63,7 +65,7 @@ def atomic_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Itera
     """
     target = Path(target)
     if target.exists() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{target} already exists; choose another folder or pass overwrite=True "
             "(--overwrite on the command line) to replace it"
         )

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from featurelens.config import EarlyStopping, ReduceLROnPlateau
+from featurelens.errors import ConfigError
 
 
 def mode_for(monitor: str) -> str:
@@ -48,7 +49,8 @@ class _Monitor:
 
     def value(self, metrics: dict[str, float]) -> float:
         if self.monitor not in metrics:
-            raise KeyError(f"{self.monitor!r} is not among the epoch metrics {sorted(metrics)}")
+            raise ConfigError(f"{self.monitor!r} is monitored but is not among the epoch metrics {sorted(metrics)}; "
+                              "monitor one of those")
         value = float(metrics[self.monitor])
         return value
 

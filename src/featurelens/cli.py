@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from featurelens._version import __version__
+from featurelens.backends.registry import get_backend, registry
 from featurelens.errors import FeaturelensError
+from featurelens.model import load_model
+from featurelens.modeldir import write_evaluation
 
 DEMO_TRAIN_PER_CLASS = 1000
 DEMO_EPOCHS = 10
@@ -53,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="featurelens",
         description="Build, train and look inside CNNs on CIFAR-10 with PyTorch or Keras 3.")
-    from featurelens import __version__
-
     parser.add_argument("--version", action="version", version=f"featurelens {__version__}")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show the full Python traceback after the one-line message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("backends", help="list backends, whether they are installed and how to install them")
@@ -94,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("comparison"), help="output folder")
     p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
     _add_data_args(p)
+
+    p = sub.add_parser("check-backend", help="run the conformance kit on a backend (one line per check)")
+    p.add_argument("backend", help="the backend's name, as `featurelens backends` lists it")
+    p.add_argument("--only", action="append", metavar="CHECK",
+                   help="run only this check (repeatable); `--list` shows the names")
+    p.add_argument("--list", action="store_true", help="list the checks and what they verify")
+    p.add_argument("--no-cross-backend", action="store_true",
+                   help="skip the checks that load this backend's folders in the other installed backends")
 
     p = sub.add_parser("demo", help="the whole workflow on CIFAR-10, sized for a few CPU minutes")
     p.add_argument("--out", type=Path, default=Path("featurelens-demo"), help="output folder")
@@ -159,16 +170,13 @@ def _load_data(args: argparse.Namespace, train_per_class: int | None = None):
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
-    from featurelens.backends import backend_status
-    from featurelens.plugins import registry
-
-    statuses = backend_status()
+    statuses = registry.status()
     if not statuses:
         print("No backend is registered. Install one with: pip install 'featurelens[torch]'")
     for s in statuses:
         state = "installed" if s.installed else f"not installed ({s.install})"
         print(f"{s.name:<10} {state:<45} {s.description}")
-    for failure in registry().failures:
+    for failure in registry.failures:
         print(f"plugin {failure.name!r} ({failure.target}) failed to load: {failure.error}")
     return 0
 
@@ -188,8 +196,6 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from featurelens.backends import get_backend
-    from featurelens.modeldir import write_evaluation
     from featurelens.training import train
 
     spec = _load_spec(args)
@@ -213,8 +219,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from featurelens.modeldir import load_model, write_evaluation
-
     model = load_model(args.model_dir)
     data = _load_data(args)
     evaluation = model.evaluate(data.test_images, data.test_labels)
@@ -224,7 +228,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_visualize(args: argparse.Namespace) -> int:
-    from featurelens.modeldir import load_model
     from featurelens.report import write_report
 
     model = load_model(args.model_dir)
@@ -237,7 +240,6 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from featurelens.convert import convert_model
-    from featurelens.modeldir import load_model
 
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
@@ -249,7 +251,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from featurelens.compare import feature_map_differences
-    from featurelens.modeldir import load_model
     from featurelens.report import write_comparison
 
     a, b = load_model(args.model_a), load_model(args.model_b)
@@ -266,9 +267,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from featurelens.backends import get_backend
     from featurelens.config import TrainConfig
-    from featurelens.modeldir import write_evaluation
     from featurelens.presets import get_preset
     from featurelens.training import train
 
@@ -306,7 +305,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"backends": _cmd_backends, "spec": _cmd_spec, "train": _cmd_train,
+def _cmd_check_backend(args: argparse.Namespace) -> int:
+    from featurelens import testing
+
+    if args.list:
+        for check in testing.CHECKS:
+            needs = f" [{check.capability.value}]" if check.capability else ""
+            print(f"{check.name:<24} {check.description}{needs}")
+        return 0
+    results = testing.check_backend(args.backend, only=args.only, cross_backend=not args.no_cross_backend,
+                                    on_result=lambda r: print(r.line(), flush=True))
+    print(testing.summary(results))
+    return 1 if any(r.failed for r in results) else 0
+
+
+COMMANDS = {"backends": _cmd_backends, "check-backend": _cmd_check_backend, "spec": _cmd_spec, "train": _cmd_train,
             "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "convert": _cmd_convert,
             "compare": _cmd_compare, "demo": _cmd_demo}
 
@@ -315,9 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (FeaturelensError, ValueError, FileExistsError) as exc:
+    except FeaturelensError as exc:
         print(f"featurelens {args.command}: error: {exc}", file=sys.stderr)
-        if os.environ.get("FEATURELENS_DEBUG"):
+        if args.traceback:
             raise
         return 2
     except KeyboardInterrupt:

@@ -114,6 +114,13 @@ class TrainConfig:
             _bad("validation_split", 0, f"{needs_val[0]} is monitored, so a validation split is "
                  "needed; set validation_split > 0 or monitor 'loss'/'accuracy'")
 
+    def monitor(self, has_validation: bool) -> str:
+        """The metric the History calls best: early stopping's, else ``val_loss`` (``loss`` without
+        validation data)."""
+        if self.early_stopping is not None:
+            return self.early_stopping.monitor
+        return "val_loss" if has_validation else "loss"
+
     def effective_epochs(self) -> int:
         """``epochs``, capped by ``FEATURELENS_MAX_EPOCHS`` when set (docs builds, CI)."""
         cap = os.environ.get(MAX_EPOCHS_ENV, "").strip()

@@ -16,6 +16,10 @@ class SpecError(FeaturelensError, ValueError):
     """A model spec or one of its fields is invalid."""
 
 
+class InputError(FeaturelensError, ValueError):
+    """An argument passed to a featurelens function is invalid (images of the wrong shape, say)."""
+
+
 class ConfigError(FeaturelensError, ValueError):
     """A training configuration field is invalid."""
 
@@ -30,3 +34,7 @@ class BackendError(FeaturelensError):
 
 class ModelFolderError(FeaturelensError):
     """A saved model folder is missing files, malformed or from an unknown format."""
+
+
+class OutputExistsError(FeaturelensError, FileExistsError):
+    """An output folder already exists and overwriting it was not asked for."""

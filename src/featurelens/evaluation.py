@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from featurelens.errors import InputError
+
 #: Probabilities are clipped like Keras's cross-entropy does before taking the log.
 EPSILON = 1e-7
 
@@ -49,10 +51,10 @@ def evaluate_probabilities(probabilities: np.ndarray, labels: np.ndarray,
     """Metrics of (N, K) probabilities against (N,) integer labels."""
     labels = np.asarray(labels, np.int64)
     if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels")
+        raise InputError(f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels")
     k = probabilities.shape[1]
     if len(labels) and (labels.min() < 0 or labels.max() >= k):
-        raise ValueError(f"labels must be in 0..{k - 1} for a {k}-class model")
+        raise InputError(f"labels must be in 0..{k - 1} for a {k}-class model")
     picked = np.clip(probabilities[np.arange(len(labels)), labels], EPSILON, 1.0)
     predicted = probabilities.argmax(axis=1)
     confusion = np.zeros((k, k), np.int64)

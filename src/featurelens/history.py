@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from featurelens._atomic import write_json
+from featurelens.callbacks import mode_for
 from featurelens.errors import ModelFolderError
 
 #: Why training ended.
@@ -64,14 +65,24 @@ class History:
 
     def best_epoch_by_monitor(self) -> int | None:
         """The 1-based epoch with the best ``monitor`` value (for runs without early stopping)."""
-        from featurelens.callbacks import mode_for
-
         values = self.metric(self.monitor)
         scored = [(v, r.epoch) for v, r in zip(values, self.epochs) if v is not None and v == v]
         if not scored:
             return None
         pick = max if mode_for(self.monitor) == "max" else min
         return pick(scored, key=lambda item: item[0])[1]
+
+    def finish(self, *, stopped_early: bool, best_epoch: int | None = None,
+               restored_best_weights: bool = False) -> None:
+        """End-of-training bookkeeping, the same for every trainer.
+
+        ``best_epoch`` (1-based) comes from the early stopper when one ran; without it the best
+        epoch is the one with the best ``monitor`` value. An interrupted run keeps its reason.
+        """
+        if stopped_early and self.stop_reason != "interrupted":
+            self.stop_reason = "early_stopping"
+        self.best_epoch = best_epoch if best_epoch is not None else self.best_epoch_by_monitor()
+        self.restored_best_weights = restored_best_weights
 
     @property
     def total_seconds(self) -> float:

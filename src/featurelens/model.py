@@ -1,69 +1,73 @@
-"""A trained (or freshly built) model, whatever the backend, with what it needs to be used.
+"""A model, whatever the backend, with what it needs to be used.
 
-:class:`Model` pairs the backend's native model with its spec, the normalization it was trained
-with, the class names and its training history. Users hand it images as loaded (uint8 or float
-in the 0-255 scale, (N, H, W, C)); it normalizes them itself.
+Two kinds, made explicit:
+
+- :class:`SpecModel`, built by featurelens from a :class:`~featurelens.spec.ModelSpec` (trained,
+  loaded from a folder or converted): it has a spec, can be saved as a model folder and moved to
+  another backend.
+- :class:`WrappedModel`, a model the user built with a framework (:func:`featurelens.wrap`):
+  layers are the framework's own, it can be inspected and used for predictions.
+
+Both share :class:`Model`'s interface. Users hand them images as loaded (uint8 or float in the
+0-255 scale, (N, H, W, C)); the model normalizes them itself.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from featurelens.backend import Backend
-from featurelens.errors import FeaturelensError
+from featurelens.backends.contract import Backend, Capability
+from featurelens.backends.layers import LayerInfo
+from featurelens.backends.registry import get_backend
+from featurelens.errors import InputError, ModelFolderError
 from featurelens.evaluation import Evaluation, evaluate_probabilities
 from featurelens.history import History
-from featurelens.introspect import LayerInfo
+from featurelens.modeldir import read_folder, write_folder
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 
 
 class Model:
-    """A backend's model plus its spec, normalization, class names and history.
+    """A backend's native model plus its normalization and class names: predict and look inside."""
 
-    Models a user built without a spec (see :func:`featurelens.wrap`) have ``spec=None``; they can
-    be inspected and used for predictions but not saved as a featurelens folder.
-    """
-
-    def __init__(self, backend: Backend, native: Any, spec: ModelSpec | None,
-                 normalization: Normalization, class_names: tuple[str, ...] | list[str] | None,
-                 history: History | None = None, train_config: dict[str, Any] | None = None,
-                 input_shape: tuple[int, int, int] | None = None) -> None:
-        if spec is not None and class_names is not None and len(class_names) != spec.num_classes:
-            raise ValueError(f"{len(class_names)} class names for a {spec.num_classes}-class spec")
+    def __init__(self, backend: Backend, native: Any, normalization: Normalization,
+                 class_names: Sequence[str] | None, input_shape: tuple[int, int, int]) -> None:
         self.backend = backend
         self.native = native
-        self.spec = spec
-        self.input_shape = tuple(spec.input_shape if spec is not None else (input_shape or (32, 32, 3)))
+        self.input_shape: tuple[int, int, int] = tuple(input_shape)  # type: ignore[assignment]
         self.normalization = normalization
         self.class_names = tuple(class_names) if class_names is not None else None
-        self.history = history
-        self.train_config = train_config
+        self.history: History | None = None
+
+    @property
+    def name(self) -> str:
+        """A short name for titles and messages."""
+        return type(self.native).__name__
 
     def __repr__(self) -> str:
-        name = self.spec.name if self.spec is not None else type(self.native).__name__
-        return (f"Model({name!r}, backend={self.backend.name!r}, "
+        return (f"{type(self).__name__}({self.name!r}, backend={self.backend.name!r}, "
                 f"device={self.backend.device(self.native)!r})")
 
     def check_images(self, images: np.ndarray) -> np.ndarray:
-        """Raise a clear error unless ``images`` is (N, H, W, C) as the spec expects."""
+        """Raise a clear error unless ``images`` is (N, H, W, C) as the model expects."""
         images = np.asarray(images)
         if images.ndim == 3:
-            raise ValueError(f"expected a batch (N, H, W, C) but got one image of shape {images.shape}; "
+            raise InputError(f"expected a batch (N, H, W, C) but got one image of shape {images.shape}; "
                              "wrap it as images[None]")
         expected = self.input_shape
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             hint = ""
             if images.ndim == 4 and tuple(images.shape[1:]) == (expected[2], expected[0], expected[1]):
                 hint = "; these look channels-first, transpose them with images.transpose(0, 2, 3, 1)"
-            raise ValueError(f"expected images of shape (N, {', '.join(map(str, expected))}) "
+            raise InputError(f"expected images of shape (N, {', '.join(map(str, expected))}) "
                              f"(channels last) but got {images.shape}{hint}")
         if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
-            raise ValueError(f"images must be numeric (uint8 or float), not {images.dtype}")
+            raise InputError(f"images must be numeric (uint8 or float), not {images.dtype}")
         return images
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
@@ -83,6 +87,7 @@ class Model:
 
     def layers(self) -> list[LayerInfo]:
         """Every layer in execution order: name, kind, output shape (channels last), parameters."""
+        self.backend.require(Capability.INTROSPECT, "list layers")
         return self.backend.layers(self.native, self.input_shape)
 
     def conv_layers(self) -> list[str]:
@@ -91,11 +96,13 @@ class Model:
 
     def filters(self, layer: str) -> np.ndarray:
         """The kernels of conv layer ``layer``, (C_out, kh, kw, C_in) float32."""
+        self.backend.require(Capability.INTROSPECT, "show filters")
         return self.backend.filters(self.native, layer)
 
     def iter_feature_maps(self, images: np.ndarray, layers: list[str] | None = None,
-                          batch_size: int = 256):
+                          batch_size: int = 256) -> Iterator[dict[str, np.ndarray]]:
         """Yield ``{layer: (n, H, W, C)}`` batch by batch: memory stays bounded for any N."""
+        self.backend.require(Capability.INTROSPECT, "compute feature maps")
         images = self.check_images(images)
         for start in range(0, len(images), batch_size):
             chunk = self.normalization.apply(images[start:start + batch_size])
@@ -127,11 +134,51 @@ class Model:
             filled += n
         return out
 
+
+class SpecModel(Model):
+    """A model featurelens built from a spec: saved as a folder, loadable by every backend."""
+
+    def __init__(self, backend: Backend, native: Any, spec: ModelSpec, normalization: Normalization,
+                 class_names: Sequence[str], history: History | None = None,
+                 train_config: dict[str, Any] | None = None) -> None:
+        if len(class_names) != spec.num_classes:
+            raise InputError(f"{len(class_names)} class names for a {spec.num_classes}-class spec; "
+                             "give one name per class")
+        super().__init__(backend, native, normalization, class_names, spec.input_shape)
+        self.spec = spec
+        self.history = history
+        self.train_config = train_config
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
     def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the model folder (spec, weights, normalization, classes, history, versions)."""
-        from featurelens.modeldir import save_model
+        return write_folder(folder, backend=self.backend.name, backend_versions=self.backend.versions(),
+                            spec=self.spec, weights=self.backend.get_weights(self.native),
+                            normalization=self.normalization, class_names=tuple(self.class_names or ()),
+                            history=self.history, train_config=self.train_config, overwrite=overwrite)
 
-        if self.spec is None:
-            raise FeaturelensError("only models built from a ModelSpec can be saved as a featurelens "
-                                   "folder; save a model you built yourself with its framework")
-        return save_model(self, folder, overwrite=overwrite)
+
+class WrappedModel(Model):
+    """A model the user built with a framework; see :func:`featurelens.wrap`."""
+
+    def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        raise ModelFolderError(f"a wrapped {self.name} has no featurelens spec, so it cannot be saved as "
+                               "a featurelens folder; save it with its framework (torch.save of the "
+                               "state_dict, model.save for Keras)")
+
+
+def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = None) -> SpecModel:
+    """Load a model folder with the backend that wrote it (or ``backend`` to override)."""
+    contents = read_folder(folder)
+    chosen = backend if isinstance(backend, Backend) else get_backend(backend or contents.backend)
+    native = chosen.build(contents.spec)
+    try:
+        chosen.set_weights(native, contents.weights)
+    except Exception as exc:  # a backend's own error: say which folder and backend
+        raise ModelFolderError(f"the {chosen.name} backend could not take the weights of {folder}: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    return SpecModel(chosen, native, contents.spec, contents.normalization, contents.class_names,
+                     history=contents.history, train_config=contents.train_config)

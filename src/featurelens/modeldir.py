@@ -5,11 +5,12 @@
     model/
       featurelens.json     format, backend, spec, class names, normalization, config, versions
       weights.safetensors  every weight in the canonical layout of featurelens.weights (no pickle),
-                         so the folder loads in any backend
+                           so the folder loads in any backend
       history.json         the training history (if the model was trained)
 
 A folder is written under a temporary name and renamed into place, so it is either complete or
-absent. Loading reads JSON and safetensors only, so it never executes code from the folder.
+absent. Reading parses JSON and safetensors only, so it never executes code from the folder. This
+module reads and writes the parts; :func:`featurelens.load_model` builds the model from them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,47 +26,58 @@ from typing import Any
 import numpy as np
 
 from featurelens._atomic import atomic_dir, write_json
-from featurelens.backend import WEIGHTS_FILE
-from featurelens.errors import FeaturelensError, ModelFolderError
+from featurelens._version import __version__
+from featurelens.errors import ModelFolderError
 from featurelens.history import History
-from featurelens.model import Model
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 from featurelens.weights import load_weights, save_weights
 
 META_FILE = "featurelens.json"
+WEIGHTS_FILE = "weights.safetensors"
 HISTORY_FILE = "history.json"
+EVALUATION_FILE = "evaluation.json"
 FORMAT = "featurelens-model"
 FORMAT_VERSION = 2  # 2: canonical, backend-neutral weights (1 held torch state dicts)
 
 
-def _versions(model: Model) -> dict[str, str]:
-    from featurelens import __version__
+@dataclass(frozen=True)
+class FolderContents:
+    """What a model folder holds, read and checked."""
 
-    return {"featurelens": __version__, "python": platform.python_version(),
-            "numpy": np.__version__, **model.backend.versions()}
+    backend: str
+    spec: ModelSpec
+    weights: dict[str, np.ndarray]
+    normalization: Normalization
+    class_names: tuple[str, ...]
+    history: History | None
+    train_config: dict[str, Any] | None
+    meta: dict[str, Any]
 
 
-def save_model(model: Model, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
-    """Write ``model`` to ``folder`` atomically; see the module docstring for the layout."""
+def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
+                 spec: ModelSpec, weights: dict[str, np.ndarray], normalization: Normalization,
+                 class_names: tuple[str, ...], history: History | None,
+                 train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+    """Write a model folder atomically; see the module docstring for the layout."""
     folder = Path(folder)
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "backend": model.backend.name,
-        "spec": model.spec.to_dict(),
-        "class_names": list(model.class_names),
-        "normalization": model.normalization.to_dict(),
-        "train_config": model.train_config,
-        "versions": _versions(model),
+        "backend": backend,
+        "spec": spec.to_dict(),
+        "class_names": list(class_names),
+        "normalization": normalization.to_dict(),
+        "train_config": train_config,
+        "versions": {"featurelens": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__, **backend_versions},
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "weights": WEIGHTS_FILE,
     }
-    weights = model.backend.get_weights(model.native)
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        save_weights(tmp / WEIGHTS_FILE, model.spec, weights)
-        if model.history is not None:
-            model.history.save(tmp / HISTORY_FILE)
+        save_weights(tmp / WEIGHTS_FILE, spec, weights)
+        if history is not None:
+            history.save(tmp / HISTORY_FILE)
         write_json(tmp / META_FILE, meta)
     return folder
 
@@ -97,33 +110,25 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
-def load_model(folder: str | os.PathLike[str], backend: str | None = None) -> Model:
-    """Load a model folder with the backend that wrote it (or ``backend`` to override)."""
-    from featurelens.backends import get_backend
-
+def read_folder(folder: str | os.PathLike[str]) -> FolderContents:
+    """Read and check every part of a model folder (no backend involved)."""
     folder = Path(folder)
     meta = read_metadata(folder)
     spec = ModelSpec.from_dict(meta["spec"])
     weights = folder / meta.get("weights", WEIGHTS_FILE)
     if not weights.is_file():
         raise ModelFolderError(f"{folder} has no {weights.name}; the folder is incomplete")
-    chosen = get_backend(backend or meta["backend"])
-    arrays = load_weights(weights, spec)
-    native = chosen.build(spec)
-    try:
-        chosen.set_weights(native, arrays)
-    except FeaturelensError:
-        raise
-    except Exception as exc:
-        raise ModelFolderError(f"the {chosen.name} backend could not take the weights in {weights}: {exc}") from exc
     history_path = folder / HISTORY_FILE
-    history = History.load(history_path) if history_path.is_file() else None
-    return Model(chosen, native, spec, Normalization.from_dict(meta["normalization"]),
-                 meta["class_names"], history=history, train_config=meta.get("train_config"))
+    return FolderContents(
+        backend=meta["backend"], spec=spec, weights=load_weights(weights, spec),
+        normalization=Normalization.from_dict(meta["normalization"]),
+        class_names=tuple(meta["class_names"]),
+        history=History.load(history_path) if history_path.is_file() else None,
+        train_config=meta.get("train_config"), meta=meta)
 
 
 def write_evaluation(folder: str | os.PathLike[str], evaluation: dict[str, Any]) -> Path:
     """Store a test evaluation next to the model (``evaluation.json``)."""
-    path = Path(folder) / "evaluation.json"
+    path = Path(folder) / EVALUATION_FILE
     write_json(path, evaluation)
     return path

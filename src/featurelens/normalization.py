@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from featurelens.errors import InputError
+
 
 @dataclass(frozen=True)
 class Normalization:
@@ -19,7 +21,7 @@ class Normalization:
     def from_images(cls, images: np.ndarray, chunk: int = 4096) -> Normalization:
         """Mean and standard deviation of each channel over (N, H, W, C) images."""
         if images.ndim != 4 or len(images) == 0:
-            raise ValueError(f"expected a non-empty (N, H, W, C) array, got shape {images.shape}")
+            raise InputError(f"expected a non-empty (N, H, W, C) array, got shape {images.shape}")
         channels = images.shape[-1]
         total = np.zeros(channels)
         total_sq = np.zeros(channels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from featurelens.backends.registry import registry
 from featurelens.errors import SpecError
 from featurelens.spec import ConvBlock, DenseBlock, ModelSpec
 
@@ -36,9 +37,7 @@ BUILTIN_PRESETS: dict[str, Callable[[], ModelSpec]] = {"seed": seed, "tiny": tin
 
 def available_presets() -> dict[str, Callable[[], ModelSpec]]:
     """Built-in presets and those registered by plugins, by name."""
-    from featurelens.plugins import registry
-
-    return {**BUILTIN_PRESETS, **registry().presets}
+    return {**BUILTIN_PRESETS, **registry.presets}
 
 
 def get_preset(name: str) -> ModelSpec:

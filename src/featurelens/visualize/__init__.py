@@ -5,6 +5,12 @@ works for every backend, in notebooks, scripts and docs; the ``*_mosaic``, ``sam
 ``top_k`` and ``confident_mistakes`` helpers give the same content as arrays.
 """
 
+from featurelens.visualize.comparison import (
+    comparison_differences_figure,
+    comparison_feature_maps_figure,
+    comparison_filters_figure,
+    comparison_histories_figure,
+)
 from featurelens.visualize.feature_maps import (
     feature_map_mosaic,
     feature_maps_figure,
@@ -25,6 +31,8 @@ from featurelens.visualize.predictions import (
 from featurelens.visualize.samples import sample_indices, samples_figure, samples_mosaic
 
 __all__ = [
+    "comparison_differences_figure", "comparison_feature_maps_figure", "comparison_filters_figure",
+    "comparison_histories_figure",
     "confident_mistakes", "confusion_figure", "feature_map_mosaic", "feature_maps_figure",
     "filter_mosaic", "filters_figure", "hierarchy_figure", "history_figure", "mosaic",
     "predictions_figure", "sample_indices", "samples_figure", "samples_mosaic", "strongest_channels",

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
+from featurelens.errors import InputError
 from featurelens.visualize.mosaic import mosaic, scale_all, scale_each
 
 SCALINGS = ("per_channel", "shared")
@@ -14,7 +15,7 @@ SCALINGS = ("per_channel", "shared")
 
 def _channels_first(maps: np.ndarray) -> np.ndarray:
     if maps.ndim != 3:
-        raise ValueError(f"expected one image's maps as (H, W, C), got shape {maps.shape}; "
+        raise InputError(f"expected one image's maps as (H, W, C), got shape {maps.shape}; "
                          "take one image with maps[i]")
     return np.moveaxis(np.asarray(maps, np.float32), 2, 0)
 
@@ -29,7 +30,7 @@ def feature_map_mosaic(maps: np.ndarray, scaling: str = "per_channel", cols: int
                        channels: np.ndarray | None = None) -> np.ndarray:
     """The channels of (H, W, C) maps as one (H', W') mosaic in [0, 1] (NaN between tiles)."""
     if scaling not in SCALINGS:
-        raise ValueError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
+        raise InputError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
     tiles = _channels_first(maps)
     if channels is not None:
         tiles = tiles[np.asarray(channels)]
@@ -70,7 +71,7 @@ def hierarchy_figure(image: np.ndarray, maps_by_layer: Mapping[str, np.ndarray],
     """
     layers = list(maps_by_layer)
     if not layers:
-        raise ValueError("no layers given; pass {layer name: (H, W, C) maps}")
+        raise InputError("no layers given; pass {layer name: (H, W, C) maps}")
     fig = Figure(figsize=(2.2 + 1.3 * channels, 0.4 + 1.5 * len(layers)), layout="constrained")
     grid = fig.add_gridspec(len(layers), 2, width_ratios=[1.6, channels])
     ax_img = fig.add_subplot(grid[:, 0])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from featurelens.errors import InputError
 from featurelens.visualize.mosaic import mosaic, scale_all, scale_each
 
 MODES = ("auto", "rgb", "channels", "mean")
@@ -24,19 +25,19 @@ SCALINGS = ("per_filter", "shared")
 
 def _check(filters: np.ndarray) -> None:
     if filters.ndim != 4:
-        raise ValueError(f"expected filters as (C_out, kh, kw, C_in), got shape {filters.shape}")
+        raise InputError(f"expected filters as (C_out, kh, kw, C_in), got shape {filters.shape}")
 
 
 def resolve_mode(filters: np.ndarray, mode: str = "auto") -> str:
     _check(filters)
     if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        raise InputError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     if mode == "auto":  # a per-channel grid of more than ~500 patches reads as noise: average instead
         if filters.shape[3] == 3:
             return "rgb"
         return "channels" if filters.shape[3] * filters.shape[0] <= CHANNEL_GRID_MAX else "mean"
     if mode == "rgb" and filters.shape[3] != 3:
-        raise ValueError(f"the rgb view needs 3 input channels, these filters have {filters.shape[3]}; "
+        raise InputError(f"the rgb view needs 3 input channels, these filters have {filters.shape[3]}; "
                          "use mode='channels' or 'mean'")
     return mode
 
@@ -58,7 +59,7 @@ def filter_mosaic(filters: np.ndarray, mode: str = "auto", scaling: str = "per_f
     """
     mode = resolve_mode(filters, mode)
     if scaling not in SCALINGS:
-        raise ValueError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
+        raise InputError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
     f = np.asarray(filters, np.float32)
     c_out, kh, kw, c_in = f.shape
     if mode == "rgb":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from featurelens.errors import InputError
 from featurelens.history import History
 
 SHORT_REASONS = {"early_stopping": "early stopping", "max_epochs": "epoch limit reached",
@@ -18,7 +19,7 @@ def history_figure(history: History, title: str | None = None) -> Figure:
     (whose weights were kept when ``restored_best_weights``); the last epoch says why training stopped.
     """
     if not history.epochs:
-        raise ValueError("the history has no epoch to draw")
+        raise InputError("the history has no epoch to draw")
     epochs = np.array([r.epoch for r in history.epochs])
     fig = Figure(figsize=(9, 8), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True, height_ratios=[3, 3, 1.6])

@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 
+from featurelens.errors import InputError
+
 
 def grid_shape(count: int, cols: int | None = None) -> tuple[int, int]:
     """(rows, cols) for ``count`` tiles: ``cols`` if given, else as square as possible."""
     if count < 1:
-        raise ValueError("a mosaic needs at least one tile")
+        raise InputError("a mosaic needs at least one tile")
     cols = cols or math.ceil(math.sqrt(count))
     return math.ceil(count / cols), cols
 
@@ -29,7 +31,7 @@ def mosaic(tiles: np.ndarray, cols: int | None = None, pad: int = 1, fill: float
     """
     tiles = np.asarray(tiles)
     if tiles.ndim not in (3, 4):
-        raise ValueError(f"expected (N, h, w) or (N, h, w, C) tiles, got shape {tiles.shape}")
+        raise InputError(f"expected (N, h, w) or (N, h, w, C) tiles, got shape {tiles.shape}")
     n, h, w = tiles.shape[:3]
     rows, cols = grid_shape(n, cols)
     shape = (pad + rows * (h + pad), pad + cols * (w + pad), *tiles.shape[3:])

@@ -1,12 +1,13 @@
 """The hooks a featurelens plugin can implement.
 
-A plugin is a module (or object) with functions decorated by :data:`featurelens.hookimpl`,
+A plugin is a module (or object) with functions decorated by :data:`featurelens.backends.hookimpl`,
 announced to featurelens through the ``featurelens`` entry-point group of its distribution::
 
     [project.entry-points.featurelens]
     mybackend = "mypackage.plugin"
 
-The built-in PyTorch backend registers through exactly this mechanism.
+The built-in PyTorch and Keras backends and the built-in report figures register through exactly
+this mechanism.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from featurelens.backend import BackendEntry
+    from featurelens.backends.contract import BackendEntry
+    from featurelens.backends.figures import ReportFigure
     from featurelens.spec import ModelSpec
 
-hookspec = pluggy.HookspecMarker("featurelens")
-hookimpl = pluggy.HookimplMarker("featurelens")
+PROJECT = "featurelens"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
@@ -40,4 +43,16 @@ def featurelens_register_presets(register: Callable[[str, Callable[[], ModelSpec
 
     ``factory()`` returns a :class:`~featurelens.spec.ModelSpec`; the name becomes usable as
     ``--preset NAME`` on the command line and with :func:`featurelens.get_preset`.
+    """
+
+
+@hookspec
+def featurelens_register_figures(register: Callable[[ReportFigure], None]) -> None:
+    """Register report figures by calling ``register(ReportFigure(...))``.
+
+    A :class:`~featurelens.backends.ReportFigure` names a function of a
+    :class:`~featurelens.backends.ReportContext` (the model, the test data and what the report
+    already computed) that returns a matplotlib Figure, several (one per layer, say) or ``None``
+    when it does not apply to this model. ``featurelens visualize`` writes every registered
+    figure, in ``order``, with its title and caption, into the PNG folder and its ``index.html``.
     """

@@ -1,0 +1,166 @@
+"""What a backend is: the contract between the core and PyTorch, Keras or a third party.
+
+The core never imports a framework. A backend turns a :class:`~featurelens.spec.ModelSpec` into a
+framework model (the *native* model), trains it, predicts and saves it, exchanging only numpy
+arrays in the canonical layouts: images (N, H, W, C) float32 already normalized, labels (N,)
+int64, probabilities (N, num_classes) float32, weights in the names and layouts of
+:mod:`featurelens.weights`.
+
+Every backend implements the core methods. What else it can do it declares in
+:attr:`Backend.capabilities`, so the core and the conformance kit (:mod:`featurelens.testing`) know
+what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT` (``layers``,
+``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts``: models
+users built with the framework).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import importlib.util
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from featurelens.backends.layers import LayerInfo
+from featurelens.errors import BackendError
+
+if TYPE_CHECKING:
+    from featurelens.config import TrainConfig
+    from featurelens.history import History
+    from featurelens.spec import ModelSpec
+
+
+class Capability(str, enum.Enum):
+    """Optional parts of the contract a backend can declare."""
+
+    TRAIN = "train"
+    """``fit``: training with featurelens's early stopping, LR reduction and History."""
+    INTROSPECT = "introspect"
+    """``layers``, ``filters``, ``feature_maps`` and ``attachments``."""
+    WRAP = "wrap"
+    """``accepts``: inspecting models users built with the framework (:func:`featurelens.wrap`)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Backend(abc.ABC):
+    """Base class every backend implements. Methods receive and return numpy arrays."""
+
+    #: Short name used on the command line and in saved model folders; equal to its entry's name.
+    name: ClassVar[str] = ""
+    #: The optional parts of the contract this backend implements.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def supports(self, capability: Capability | str) -> bool:
+        """Whether this backend declares ``capability``."""
+        return Capability(capability) in self.capabilities
+
+    def require(self, capability: Capability | str, action: str) -> None:
+        """Raise a clear :class:`BackendError` unless ``capability`` is declared."""
+        if not self.supports(capability):
+            declared = ", ".join(sorted(c.value for c in self.capabilities)) or "none"
+            raise BackendError(f"the {self.name!r} backend cannot {action}: it does not declare the "
+                               f"{Capability(capability).value!r} capability (it declares: {declared}); "
+                               "use another backend (featurelens backends lists them)")
+
+    # -- core: every backend ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Framework versions to record in a saved model folder, e.g. ``{"torch": "2.13.0"}``."""
+
+    @abc.abstractmethod
+    def build(self, spec: ModelSpec, seed: int = 0) -> Any:
+        """A freshly initialised native model for ``spec`` with the spec's layer names.
+
+        The same ``seed`` gives the same weights.
+        """
+
+    @abc.abstractmethod
+    def predict(self, native: Any, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, num_classes) float32 for normalized NHWC float32 images."""
+
+    @abc.abstractmethod
+    def get_weights(self, native: Any) -> dict[str, np.ndarray]:
+        """The weights in the canonical names and layouts of :mod:`featurelens.weights`."""
+
+    @abc.abstractmethod
+    def set_weights(self, native: Any, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical weights (already checked against the spec) into ``native``."""
+
+    def device(self, native: Any) -> str:
+        """Where the model lives (``cpu``, ``cuda:0`` ...), for messages."""
+        return "cpu"
+
+    # -- Capability.TRAIN -------------------------------------------------------------------------
+
+    def fit(self, native: Any, spec: ModelSpec, train: tuple[np.ndarray, np.ndarray],
+            validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
+            progress: bool = True) -> History:
+        """Train in place following ``config`` (early stopping, LR reduction, ...).
+
+        Drive :class:`featurelens.backends.EarlyStopper` and :class:`~featurelens.backends.LRReducer`
+        after every epoch (or the framework's own callbacks, if they agree exactly) and end with
+        :meth:`History.finish <featurelens.backends.History.finish>`.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not train")
+
+    # -- Capability.WRAP ----------------------------------------------------------------------------
+
+    def accepts(self, native: Any) -> bool:
+        """Whether ``native`` is a model of this backend's framework (for :func:`featurelens.wrap`)."""
+        return False
+
+    # -- Capability.INTROSPECT (see featurelens.backends.layers for the layouts) -----------------
+
+    def layers(self, native: Any, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
+        """Every layer in execution order with its output shape for one (H, W, C) input."""
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def filters(self, native: Any, layer: str) -> np.ndarray:
+        """The kernels of conv layer ``layer`` as (C_out, kh, kw, C_in) float32."""
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def feature_maps(self, native: Any, images: np.ndarray, layers: list[str] | None,
+                     batch_size: int = 64) -> Iterator[dict[str, np.ndarray]]:
+        """Yield, batch by batch, ``{layer: (n, H, W, C)}`` for normalized NHWC float32 images.
+
+        One forward pass per batch in inference mode, without gradients; every hook or helper
+        model it installs is gone when the iterator finishes or fails. ``None`` means all layers.
+        An unknown layer name raises :class:`~featurelens.backends.LayerNotFoundError`.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def attachments(self, native: Any) -> list[str]:
+        """What introspection left attached to ``native`` (hooks, helper models), one line each.
+
+        Empty whenever no introspection call is running: the conformance kit checks this after
+        every introspection call, successful or failed. Backends whose framework cannot attach
+        anything to a model keep this default.
+        """
+        return []
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registered backend, cheap to create: the framework is imported only by ``load``.
+
+    ``priority`` orders backends when featurelens picks a default (no name given and no
+    ``FEATURELENS_BACKEND``) and when :func:`featurelens.wrap` looks for the backend that owns a
+    model: higher first, then by name. The built-in backends use 20 (torch) and 10 (keras).
+    """
+
+    name: str
+    load: Callable[[], Backend]
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+    priority: int = 0
+
+    def missing(self) -> list[str]:
+        """The required modules that are not importable here."""
+        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]

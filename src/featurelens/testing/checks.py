@@ -1,0 +1,415 @@
+"""The checks of the conformance kit: each states one promise of the backend contract.
+
+A check is a function of a :class:`KitContext`; it returns a short success message, raises
+:class:`CheckFailed` with what was wrong, or :class:`CheckSkipped` with why it does not apply.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featurelens.backends.contract import Backend, Capability
+from featurelens.backends.layers import LayerNotFoundError
+from featurelens.backends.registry import Registry
+from featurelens.compare import relative_difference
+from featurelens.errors import FeaturelensError
+from featurelens.history import STOP_REASONS, History
+from featurelens.model import SpecModel, load_model
+from featurelens.normalization import Normalization
+from featurelens.testing import fixtures, reference
+from featurelens.weights import canonical_shapes
+
+#: Feature maps and probabilities against the float64 reference: relative difference per layer.
+REFERENCE_TOLERANCE = 1e-5
+#: Predictions of the same folder in two backends (float32 each).
+CROSS_BACKEND_TOLERANCE = 1e-4
+PROBABILITY_SUM_TOLERANCE = 1e-5
+
+
+class CheckFailed(AssertionError):
+    """The backend broke the promise the check is about."""
+
+
+class CheckSkipped(Exception):
+    """The check does not apply to this backend."""
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One promise of the contract: ``run(context)`` verifies it."""
+
+    name: str
+    description: str
+    capability: Capability | None
+    run: Callable[[KitContext], str]
+
+    def __str__(self) -> str:  # readable pytest ids: parametrize(..., ids=str)
+        return self.name
+
+
+class KitContext:
+    """The backend under test and what the checks share: the spec, weights, a built model."""
+
+    def __init__(self, backend: Backend, registry: Registry | None, cross_backend: bool = True) -> None:
+        self.backend = backend
+        self.registry = registry
+        self.cross_backend = cross_backend
+        self.spec = fixtures.kit_spec()
+        self.weights = fixtures.random_weights(self.spec, seed=11)
+        self.images = fixtures.images(self.spec, 7, seed=5)
+
+    @functools.cached_property
+    def reference(self) -> dict[str, np.ndarray]:
+        return reference.forward(self.spec, self.weights, self.images)
+
+    def loaded(self) -> Any:
+        """A fresh native model of the kit spec holding the kit's weights."""
+        native = self.backend.build(self.spec, seed=0)
+        self.backend.set_weights(native, {k: v.copy() for k, v in self.weights.items()})
+        return native
+
+    def others(self) -> list[Backend]:
+        """The other installed backends that load (for the cross-backend check)."""
+        if self.registry is None or not self.cross_backend:
+            return []
+        out = []
+        for name in self.registry.available():
+            if name == self.backend.name:
+                continue
+            try:
+                out.append(self.registry.get(name))
+            except FeaturelensError:
+                continue
+        return out
+
+    def fit(self, config_name: str, seed_data: int = 3) -> tuple[Any, History]:
+        config = getattr(fixtures, config_name)()
+        x, y = fixtures.learnable_data(self.spec, 48, seed=seed_data)
+        vx, vy = fixtures.learnable_data(self.spec, 12, seed=seed_data + 1)
+        native = self.backend.build(self.spec, seed=config.seed)
+        history = self.backend.fit(native, self.spec, (x, y), (vx, vy), config, progress=False)
+        expect(isinstance(history, History), f"fit returned {type(history).__name__}, not a featurelens History")
+        return native, history
+
+
+# -- core ------------------------------------------------------------------------------------------
+
+
+def check_registration(ctx: KitContext) -> str:
+    b = ctx.backend
+    expect(isinstance(b, Backend), f"{b!r} is not a featurelens.backends.Backend")
+    expect(isinstance(b.name, str) and bool(b.name), "Backend.name is empty; give the backend a short name")
+    unknown = [c for c in b.capabilities if not isinstance(c, Capability)]
+    expect(not unknown, f"capabilities {unknown!r} are not featurelens.backends.Capability members")
+    versions = b.versions()
+    expect(isinstance(versions, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items()),
+           f"versions() must return dict[str, str], got {versions!r}")
+    if ctx.registry is None:
+        return "a Backend instance (not looked up through the registry); name and capabilities are valid"
+    entry = ctx.registry.backends.get(b.name)
+    expect(entry is not None, f"no plugin registers a backend named {b.name!r}")
+    caps = ", ".join(sorted(c.value for c in b.capabilities)) or "none"
+    return f"registered as {b.name!r} (priority {entry.priority}); capabilities: {caps}"
+
+
+def check_weight_names(ctx: KitContext) -> str:
+    weights = ctx.backend.get_weights(ctx.backend.build(ctx.spec, seed=0))
+    expected = canonical_shapes(ctx.spec)
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    expect(not missing and not extra, f"get_weights names differ from featurelens.weights: missing "
+           f"{missing[:4]}, unexpected {extra[:4]}")
+    wrong = [f"{k} {tuple(np.shape(weights[k]))} (expected {s})" for k, s in expected.items()
+             if tuple(np.shape(weights[k])) != s]
+    expect(not wrong, f"canonical layouts differ: {'; '.join(wrong[:3])}")
+    dtypes = sorted({str(np.asarray(v).dtype) for v in weights.values()})
+    expect(dtypes == ["float32"], f"weights must be float32 numpy arrays, got {dtypes}")
+    return f"{len(expected)} weights with the canonical names, shapes and dtype"
+
+
+def check_weights_roundtrip(ctx: KitContext) -> str:
+    back = ctx.backend.get_weights(ctx.loaded())
+    changed = [k for k, v in ctx.weights.items() if not np.array_equal(np.asarray(back[k]), v)]
+    expect(not changed, f"set_weights then get_weights changed {len(changed)} weight(s), first "
+           f"{changed[0] if changed else ''}: the round trip must be exact")
+    return f"{len(back)} weights round-trip bit for bit"
+
+
+def check_build_seeded(ctx: KitContext) -> str:
+    build = ctx.backend.build
+    a, b, c = (ctx.backend.get_weights(build(ctx.spec, seed=s)) for s in (1, 1, 2))
+    same = [k for k in a if not np.array_equal(a[k], b[k])]
+    expect(not same, f"build with the same seed gave different {same[0] if same else ''}")
+    kernels = [k for k in a if k.endswith(".kernel")]
+    expect(any(not np.array_equal(a[k], c[k]) for k in kernels), "seeds 1 and 2 built identical kernels")
+    return "the same seed builds the same weights, another seed others"
+
+
+def check_predict_probabilities(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    probs = ctx.backend.predict(native, ctx.images, batch_size=256)
+    n, k = len(ctx.images), ctx.spec.num_classes
+    expect(isinstance(probs, np.ndarray), f"predict returned {type(probs).__name__}, not a numpy array")
+    expect(probs.shape == (n, k), f"predict returned shape {probs.shape}, expected {(n, k)}")
+    expect(probs.dtype == np.float32, f"predict returned {probs.dtype}, expected float32")
+    expect(bool(np.isfinite(probs).all()), "predict returned non-finite values")
+    sums = probs.sum(axis=1)
+    worst = int(np.argmax(np.abs(sums - 1)))
+    expect(abs(float(sums[worst]) - 1) <= PROBABILITY_SUM_TOLERANCE,
+           f"rows must sum to 1: row {worst} sums to {sums[worst]:.6g} (probabilities, not logits)")
+    expect(bool(((probs >= 0) & (probs <= 1)).all()), "probabilities outside [0, 1]")
+    diff = relative_difference(probs, ctx.reference["head_softmax"])
+    expect(diff <= REFERENCE_TOLERANCE, f"probabilities differ from the reference forward pass by {diff:.3g} "
+           f"(relative; tolerance {REFERENCE_TOLERANCE})")
+    small = ctx.backend.predict(native, ctx.images, batch_size=3)
+    expect(np.allclose(small, probs, atol=1e-6), "predict depends on batch_size (3 vs 256)")
+    return f"({n}, {k}) float32 rows summing to 1, equal to the reference (relative difference {diff:.1g})"
+
+
+def check_folder_roundtrip(ctx: KitContext) -> str:
+    model = SpecModel(ctx.backend, ctx.loaded(), ctx.spec, _identity(ctx), ("a", "b", "c"))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "model")
+        again = load_model(folder, backend=ctx.backend)
+    before = ctx.backend.predict(model.native, ctx.images)
+    after = again.backend.predict(again.native, ctx.images)
+    expect(np.array_equal(before, after), "a saved and reloaded model folder predicts differently "
+           f"(max difference {np.abs(before - after).max():.3g})")
+    return "a model folder saved and loaded by this backend predicts identically"
+
+
+def check_cross_backend(ctx: KitContext) -> str:
+    others = ctx.others()
+    if not others:
+        raise CheckSkipped("no other backend is installed" if ctx.cross_backend else "turned off")
+    lines = []
+    for other in others:
+        for writer, reader in ((ctx.backend, other), (other, ctx.backend)):
+            native = writer.build(ctx.spec, seed=0)
+            writer.set_weights(native, {k: v.copy() for k, v in ctx.weights.items()})
+            model = SpecModel(writer, native, ctx.spec, _identity(ctx), ("a", "b", "c"))
+            with tempfile.TemporaryDirectory() as tmp:
+                loaded = load_model(model.save(Path(tmp) / "model"), backend=reader)
+            a = writer.predict(native, ctx.images)
+            b = reader.predict(loaded.native, ctx.images)
+            worst = float(np.abs(a - b).max())
+            expect(worst <= CROSS_BACKEND_TOLERANCE, f"a folder saved by {writer.name} predicts differently in "
+                   f"{reader.name}: max difference {worst:.3g} (tolerance {CROSS_BACKEND_TOLERANCE})")
+        lines.append(f"{other.name} (max difference {worst:.1g})")
+    return "folders load both ways with the same predictions: " + ", ".join(lines)
+
+
+def _identity(ctx: KitContext) -> Normalization:
+    channels = ctx.spec.input_shape[2]
+    return Normalization((0.0,) * channels, (1.0,) * channels)
+
+
+# -- Capability.INTROSPECT --------------------------------------------------------------------------
+
+
+def check_layer_names(ctx: KitContext) -> str:
+    infos = ctx.backend.layers(ctx.loaded(), ctx.spec.input_shape)
+    got = [i.name for i in infos]
+    want = ctx.spec.layer_names()
+    expect(got == want, f"layers() names differ from the spec's: first difference at position "
+           f"{next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))}: "
+           f"got {got[:6]}..., the spec has {want[:6]}...")
+    for info, layer in zip(infos, ctx.spec.layers()):
+        expect(tuple(info.output_shape) == tuple(layer.output_shape),
+               f"{info.name}: output shape {tuple(info.output_shape)}, the spec says {layer.output_shape} (channels last)")
+        expect(info.kind == layer.kind, f"{info.name}: kind {info.kind!r}, the spec says {layer.kind!r}")
+        expect(info.params == layer.params, f"{info.name}: {info.params} parameters, the spec says {layer.params}")
+    return f"{len(infos)} layers with the spec's names, kinds, shapes and parameter counts"
+
+
+def check_filters_layout(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    convs = ctx.spec.conv_layer_names()
+    for name in convs:
+        got = ctx.backend.filters(native, name)
+        want = ctx.weights[f"{name}.kernel"].transpose(3, 0, 1, 2)
+        expect(isinstance(got, np.ndarray) and got.dtype == np.float32,
+               f"filters({name!r}) must be a float32 numpy array")
+        expect(got.shape == want.shape, f"filters({name!r}) has shape {got.shape}, expected (C_out, kh, kw, C_in) "
+               f"= {want.shape}")
+        expect(np.array_equal(got, want), f"filters({name!r}) are not the layer's kernels in (C_out, kh, kw, C_in)")
+    _expect_error(lambda: ctx.backend.filters(native, "block1_relu1"), FeaturelensError,
+                  "filters of a layer that is not a convolution")
+    _expect_error(lambda: ctx.backend.filters(native, "no_such_layer"), LayerNotFoundError,
+                  "filters of an unknown layer")
+    return f"{len(convs)} conv layers as (C_out, kh, kw, C_in) float32; clear errors for other layers"
+
+
+def check_feature_maps_layout(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    batches = list(ctx.backend.feature_maps(native, ctx.images, None, batch_size=3))
+    expect(len(batches) == 3, f"7 images with batch_size=3 gave {len(batches)} batches, expected 3")
+    names = ctx.spec.layer_names()
+    expect(list(batches[0]) == names, f"feature_maps(None) must give every layer in order; got {list(batches[0])[:5]}...")
+    worst = (0.0, "")
+    for name, layer in zip(names, ctx.spec.layers()):
+        parts = [b[name] for b in batches]
+        for part in parts:
+            expect(isinstance(part, np.ndarray) and part.dtype == np.float32, f"{name}: maps must be float32 arrays")
+        maps = np.concatenate(parts)
+        expect(maps.shape == (len(ctx.images), *layer.output_shape),
+               f"{name}: maps of shape {maps.shape}, expected {(len(ctx.images), *layer.output_shape)} (N, H, W, C)")
+        diff = relative_difference(maps, ctx.reference[name])
+        expect(diff <= REFERENCE_TOLERANCE, f"{name}: maps differ from the reference forward pass by {diff:.3g} "
+               f"(relative; tolerance {REFERENCE_TOLERANCE})")
+        worst = max(worst, (diff, name))
+    subset = ["block2_conv1", "block1_conv1"]
+    picked = next(iter(ctx.backend.feature_maps(native, ctx.images, subset, batch_size=64)))
+    expect(list(picked) == subset, f"feature_maps({subset}) returned the layers {list(picked)}")
+    _expect_error(lambda: list(ctx.backend.feature_maps(native, ctx.images, ["nope"], 64)), LayerNotFoundError,
+                  "feature maps of an unknown layer")
+    return (f"{len(names)} layers as (N, H, W, C) float32 in order, equal to the reference "
+            f"(worst {worst[0]:.1g} at {worst[1]}); batches and layer subsets honoured")
+
+
+def check_introspection_cleanup(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    before = ctx.backend.predict(native, ctx.images)
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("layers()", lambda: ctx.backend.layers(native, ctx.spec.input_shape)),
+        ("filters()", lambda: ctx.backend.filters(native, "block1_conv1")),
+        ("feature_maps() read to the end", lambda: list(ctx.backend.feature_maps(native, ctx.images, None, 3))),
+        ("feature_maps() abandoned after one batch", lambda: _first_and_close(
+            ctx.backend.feature_maps(native, ctx.images, ["block1_conv1"], 3))),
+        ("feature_maps() of an unknown layer (fails)", lambda: _swallow(
+            lambda: list(ctx.backend.feature_maps(native, ctx.images, ["block1_conv1", "nope"], 3)))),
+        ("feature_maps() of wrongly shaped images (fails)", lambda: _swallow(
+            lambda: list(ctx.backend.feature_maps(native, np.zeros((2, 5, 7, 3), np.float32), None, 3)))),
+    ]
+    for what, step in steps:
+        step()
+        left = ctx.backend.attachments(native)
+        expect(not left, f"after {what}, still attached: {'; '.join(map(str, left[:3]))}")
+    after = ctx.backend.predict(native, ctx.images)
+    expect(np.array_equal(before, after), "introspection changed what the model predicts (a mode or "
+           "hook left behind?)")
+    return f"nothing attached after {len(steps)} introspection calls (2 failing, 1 abandoned); predictions unchanged"
+
+
+def _first_and_close(iterator: Any) -> None:
+    next(iterator)
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+def _swallow(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:  # the failure itself is what this step provokes
+        return
+
+
+def _expect_error(call: Callable[[], Any], error: type[BaseException], what: str) -> None:
+    try:
+        call()
+    except error:
+        return
+    except Exception as exc:
+        raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}; expected featurelens's "
+                          f"{error.__name__}") from exc
+    raise CheckFailed(f"{what} raised nothing; expected {error.__name__}")
+
+
+# -- Capability.TRAIN -------------------------------------------------------------------------------
+
+
+def check_training_history(ctx: KitContext) -> str:
+    native, h = ctx.fit("train_config")
+    expect(len(h.epochs) == 2, f"2 epochs were asked for, the History has {len(h.epochs)}")
+    for r in h.epochs:
+        values = {"loss": r.loss, "accuracy": r.accuracy, "val_loss": r.val_loss, "val_accuracy": r.val_accuracy}
+        bad = {k: v for k, v in values.items() if v is None or not np.isfinite(v)}
+        expect(not bad, f"epoch {r.epoch}: missing or non-finite {bad}")
+        expect(0 <= r.accuracy <= 1 and 0 <= (r.val_accuracy or 0) <= 1, f"epoch {r.epoch}: accuracy outside [0, 1]")
+        expect(np.isclose(r.learning_rate, 1e-3, rtol=1e-6), f"epoch {r.epoch}: learning rate {r.learning_rate}, "
+               "the config says 1e-3")
+        expect(r.seconds >= 0, f"epoch {r.epoch}: negative duration")
+    expect([r.epoch for r in h.epochs] == [1, 2], f"epochs must be numbered from 1, got {[r.epoch for r in h.epochs]}")
+    expect(h.stop_reason == "max_epochs", f"stop_reason {h.stop_reason!r}, expected 'max_epochs'")
+    expect(h.stop_reason in STOP_REASONS, f"unknown stop_reason {h.stop_reason!r}")
+    expect(h.monitor == "val_loss", f"monitor {h.monitor!r}; without early stopping it is val_loss")
+    expect(h.best_epoch in (1, 2), f"best_epoch {h.best_epoch!r}; call History.finish at the end of fit")
+    expect(h.backend == ctx.backend.name, f"History.backend is {h.backend!r}, expected {ctx.backend.name!r}")
+    probs = ctx.backend.predict(native, ctx.images)
+    expect(bool(np.isfinite(probs).all()), "the trained model predicts non-finite values")
+    return f"2 epochs, every metric finite, best epoch {h.best_epoch}, stop reason max_epochs"
+
+
+def check_early_stopping(ctx: KitContext) -> str:
+    _, h = ctx.fit("early_stopping_config")
+    expect(len(h.epochs) == 2, f"with patience 1 and nothing improving after epoch 1, Keras stops after epoch 2; "
+           f"this backend ran {len(h.epochs)} epochs")
+    expect(h.stop_reason == "early_stopping", f"stop_reason {h.stop_reason!r}, expected 'early_stopping'")
+    expect(h.best_epoch == 1, f"best_epoch {h.best_epoch}, expected 1")
+    return "stopped after epoch 2 with best epoch 1, as Keras's EarlyStopping does"
+
+
+def check_lr_reduction(ctx: KitContext) -> str:
+    _, h = ctx.fit("lr_reduction_config")
+    lrs = [r.learning_rate for r in h.epochs]
+    want = [1e-3, 1e-3, 5e-4, 2.5e-4]
+    expect(len(lrs) == 4 and np.allclose(lrs, want, rtol=1e-5),
+           f"learning rates per epoch {lrs}; ReduceLROnPlateau (patience 1, factor 0.5) gives {want}")
+    expect(h.lr_reductions == [3, 4], f"History.lr_reductions {h.lr_reductions}, expected [3, 4]")
+    return "learning rate halved after epochs 2 and 3, as Keras's ReduceLROnPlateau does"
+
+
+def check_cpu_determinism(ctx: KitContext) -> str:
+    native_a, ha = ctx.fit("train_config")
+    native_b, hb = ctx.fit("train_config")
+    wa, wb = ctx.backend.get_weights(native_a), ctx.backend.get_weights(native_b)
+    differ = [k for k in wa if not np.array_equal(wa[k], wb[k])]
+    expect(not differ, f"two CPU runs with seed 7 ended with different weights ({len(differ)} differ, first {differ[:1]})")
+    expect(ha.metric("loss") == hb.metric("loss"), f"two CPU runs with seed 7 have different losses "
+           f"{ha.metric('loss')} vs {hb.metric('loss')}")
+    return "two CPU runs with the same seed end with bit-identical weights and losses"
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("registration", "the backend loads under its entry's name with valid capabilities and versions",
+          None, check_registration),
+    Check("weight_names", "get_weights gives exactly the canonical names, shapes and float32", None,
+          check_weight_names),
+    Check("weights_roundtrip", "set_weights then get_weights returns the same values bit for bit", None,
+          check_weights_roundtrip),
+    Check("build_seeded", "build(spec, seed) is reproducible and depends on the seed", None, check_build_seeded),
+    Check("predict_probabilities", "predict gives float32 probability rows equal to a reference forward pass",
+          None, check_predict_probabilities),
+    Check("folder_roundtrip", "a model folder saved and loaded by the backend predicts identically", None,
+          check_folder_roundtrip),
+    Check("cross_backend", "folders move to and from every other installed backend with the same predictions",
+          None, check_cross_backend),
+    Check("layer_names", "layers() has the spec's names, kinds, output shapes and parameter counts",
+          Capability.INTROSPECT, check_layer_names),
+    Check("filters_layout", "filters() are the kernels as (C_out, kh, kw, C_in) float32, with clear errors",
+          Capability.INTROSPECT, check_filters_layout),
+    Check("feature_maps_layout", "feature_maps() gives (N, H, W, C) float32 per layer, equal to a reference",
+          Capability.INTROSPECT, check_feature_maps_layout),
+    Check("introspection_cleanup", "no hook or helper left attached after introspection, even when it fails",
+          Capability.INTROSPECT, check_introspection_cleanup),
+    Check("training_history", "a short fit returns a complete History", Capability.TRAIN, check_training_history),
+    Check("early_stopping", "early stopping stops exactly where Keras's EarlyStopping does", Capability.TRAIN,
+          check_early_stopping),
+    Check("lr_reduction", "the learning rate drops exactly where Keras's ReduceLROnPlateau drops it",
+          Capability.TRAIN, check_lr_reduction),
+    Check("cpu_determinism", "two CPU trainings with one seed end bit-identical", Capability.TRAIN,
+          check_cpu_determinism),
+)
