@@ -84,3 +84,13 @@ def test_visualize_writes_every_figure_and_an_index(cifar_root, tmp_path, capsys
             assert (tmp_path / "fig" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["visualize", str(out), "--data-dir", str(cifar_root), "--image-index", "999"]) == 2
     assert "outside the 20 test images" in capsys.readouterr().err
+
+
+def test_errors_are_one_line_unless_traceback_is_asked_for(tmp_path, capsys, isolated_env):
+    assert main(["evaluate", str(tmp_path / "missing"), "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "is not a folder" in err
+    from featurelens import ModelFolderError
+
+    with pytest.raises(ModelFolderError):
+        main(["--traceback", "evaluate", str(tmp_path / "missing"), "--no-download"])

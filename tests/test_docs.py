@@ -87,3 +87,12 @@ def test_built_pages_render_with_their_images(page, tmp_path):
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(out) / shot.name)
+
+
+def test_every_environment_variable_is_documented_in_one_table():
+    sources = [*ROOT.glob("src/**/*.py"), *ROOT.glob("plugins/**/*.py"), *ROOT.glob("tests/*.py"),
+               *ROOT.glob("gallery/*.py"), ROOT / "docs" / "conf.py", ROOT / "tox.ini", *ROOT.glob("scripts/*.sh")]
+    used = {name for path in sources for name in re.findall(r"\b(?:FEATURELENS|KERAS)_[A-Z_]+\b", path.read_text())}
+    page = (ROOT / "docs" / "environment.rst").read_text()
+    undocumented = sorted(name for name in used if f"``{name}``" not in page)
+    assert "FEATURELENS_BACKEND" in used and not undocumented, f"not in docs/environment.rst: {undocumented}"

@@ -176,3 +176,97 @@ def test_cli_lists_an_installed_plugin(tmp_path):
                          text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "constant" in out.stdout and "installed" in out.stdout
+
+
+def test_reset_forgets_loaded_backends_of_a_disabled_plugin(installed_fake, monkeypatch):
+    assert featurelens.get_backend("constant").name == "constant"
+    monkeypatch.setenv("FEATURELENS_DISABLE_PLUGINS", "constant")
+    registry.reset()
+    with pytest.raises(BackendError, match="unknown backend 'constant'"):
+        featurelens.get_backend("constant")
+
+
+def test_a_backend_whose_name_differs_from_its_entry_is_refused(fresh_plugins):
+    from featurelens.backends import Backend
+
+    class Misnamed(Backend):
+        name = "other"
+        versions = build = predict = get_weights = set_weights = lambda *a, **k: None
+
+    class Plugin:
+        @hookimpl
+        def featurelens_register_backends(self, register):
+            register(BackendEntry(name="named", load=Misnamed))
+
+    registry.register_plugin(Plugin(), name="misnamed-plugin")
+    with pytest.raises(BackendError, match="registered as 'named' calls itself 'other'"):
+        featurelens.get_backend("named")
+
+
+def test_priority_orders_the_default_choice(fresh_plugins, monkeypatch):
+    monkeypatch.delenv("FEATURELENS_BACKEND", raising=False)
+
+    class Plugin:
+        @hookimpl
+        def featurelens_register_backends(self, register):
+            register(BackendEntry(name="aaa-low", load=lambda: None, priority=-5))
+            register(BackendEntry(name="zzz-high", load=lambda: None, priority=99))
+
+    registry.register_plugin(Plugin(), name="priorities")
+    names = list(registry.backends)
+    assert names[0] == "zzz-high" and names[-1] == "aaa-low"
+    assert registry.default_name() == "zzz-high"
+
+
+FIGURE_PLUGIN = '''
+from matplotlib.figure import Figure
+from featurelens.backends import ReportFigure, hookimpl
+
+
+def confidence(ctx):
+    fig = Figure(figsize=(4, 3))
+    fig.add_subplot().hist(ctx.probabilities.max(axis=1), bins=10)
+    return fig
+
+
+@hookimpl
+def featurelens_register_figures(register):
+    register(ReportFigure("confidence", "How confident", "The top probability of every test image.",
+                          confidence, order=950))
+'''
+
+
+@pytest.mark.torch
+def test_a_third_party_figure_joins_the_report(tmp_path, monkeypatch, fresh_plugins, cifar_root, isolated_env):
+    from featurelens.cli import main
+
+    install_distribution(tmp_path / "site", "featurelens_confidence", {"featurelens_confidence": FIGURE_PLUGIN},
+                         {"confidence": "featurelens_confidence"})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert list(registry.figures)[-1] == "confidence"
+    assert list(registry.figures)[:2] == ["samples", "history"]
+    model = tmp_path / "model"
+    assert main(["train", "--preset", "tiny", "--data-dir", str(cifar_root), "--epochs", "1", "--device", "cpu",
+                 "--out", str(model), "--no-progress"]) == 0
+    assert main(["visualize", str(model), "--data-dir", str(cifar_root), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig" / "confidence.png").is_file()
+    page = (tmp_path / "fig" / "index.html").read_text()
+    assert "How confident" in page and page.index("Most confident mistakes") < page.index("How confident")
+
+
+def test_a_broken_figure_is_left_out_with_a_note(tmp_path, fresh_plugins, cifar_root, isolated_env):
+    from types import SimpleNamespace
+
+    from featurelens import load_cifar10
+    from featurelens.backends import ReportFigure
+    from featurelens.report import write_report
+
+    def broken(ctx):
+        raise ZeroDivisionError("oops")
+
+    data = load_cifar10(cifar_root, download=False)
+    with pytest.warns(RuntimeWarning, match="'broken' failed: ZeroDivisionError: oops"):
+        model = SimpleNamespace(name="m", backend=SimpleNamespace(name="b"))  # the figure never reaches it
+        written = write_report(model, data, tmp_path / "out", figures=[ReportFigure("broken", "B", "c", broken)])
+    assert written == []
+    assert "ZeroDivisionError: oops" in (tmp_path / "out" / "index.html").read_text()
