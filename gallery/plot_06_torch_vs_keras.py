@@ -14,6 +14,7 @@ import _helpers
 import numpy as np
 
 from featurelens import compare
+from featurelens import visualize as viz
 from featurelens.convert import convert_model
 
 data = _helpers.cifar10()
@@ -27,18 +28,22 @@ for model in (torch_model, keras_model):
           f"({h.total_seconds:.0f} s)")
 
 labels = ("PyTorch", "Keras")
-fig = compare.histories_figure(torch_model, keras_model, labels)
+fig = viz.comparison_histories_figure((torch_model.history, keras_model.history), labels)
 
 # %%
 # First-layer filters
 # -------------------
-fig = compare.filters_figure(torch_model, keras_model, labels)
+# Figures only ever see arrays: the models hand over their kernels, the figure draws them.
+kernels = [model.filters("block1_conv1") for model in (torch_model, keras_model)]
+fig = viz.comparison_filters_figure(kernels, labels, "block1_conv1")
 
 # %%
 # Feature maps of the same image, with a per-layer difference
 # -----------------------------------------------------------
 layers = ["block1_relu2", "block2_relu2", "block3_relu2"]
-fig = compare.feature_maps_figure(torch_model, keras_model, data.test_images[0], labels, layers)
+maps = [{k: v[0] for k, v in model.feature_maps(data.test_images[:1], layers).items()}
+        for model in (torch_model, keras_model)]
+fig = viz.comparison_feature_maps_figure(data.test_images[0], maps, labels)
 
 # %%
 # Same weights, same computation
@@ -50,4 +55,4 @@ differences = compare.feature_map_differences(torch_model, converted, data.test_
 print("largest relative difference:", max(d.relative_difference for d in differences))
 same = np.mean(converted.predict(data.test_images).argmax(1) == torch_model.predict(data.test_images).argmax(1))
 print(f"identical predictions on {same:.2%} of the test set")
-fig = compare.differences_figure(differences)
+fig = viz.comparison_differences_figure(differences)

@@ -137,7 +137,7 @@ def test_a_hand_written_module_can_be_inspected():
     probs = m.predict(images)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
     assert all_hooks(net) == 0
-    with pytest.raises(fl.FeaturelensError, match="only models built from a ModelSpec"):
+    with pytest.raises(fl.ModelFolderError, match="has no featurelens spec, so it cannot be saved"):
         m.save("/tmp/never")
 
 

@@ -8,12 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.errors import FeaturelensError
 from featurelens.model import load_model
 from featurelens.modeldir import write_evaluation
+
+if TYPE_CHECKING:
+    from featurelens.config import TrainConfig
+    from featurelens.data.cifar10 import Dataset
+    from featurelens.spec import ModelSpec
 
 DEMO_TRAIN_PER_CLASS = 1000
 DEMO_EPOCHS = 10
@@ -120,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_spec(args: argparse.Namespace):
+def _load_spec(args: argparse.Namespace) -> ModelSpec:
     from featurelens.presets import get_preset
     from featurelens.spec import ModelSpec
 
@@ -133,7 +139,7 @@ def _load_spec(args: argparse.Namespace):
     return get_preset(args.preset or "seed")
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
 
     base = {}
@@ -161,7 +167,7 @@ def _train_config(args: argparse.Namespace):
     return config.replace(early_stopping=es, reduce_lr=rl)
 
 
-def _load_data(args: argparse.Namespace, train_per_class: int | None = None):
+def _load_data(args: argparse.Namespace, train_per_class: int | None = None) -> Dataset:
     from featurelens.data import load_cifar10
 
     return load_cifar10(args.data_dir, download=not args.no_download,
@@ -209,6 +215,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"CIFAR-10 images with the {backend.name} backend, up to {config.effective_epochs()} epochs")
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
                   class_names=data.class_names, progress=not args.no_progress)
+    assert model.history is not None  # train() always sets it
     print(model.history.describe())
     model.save(out, overwrite=args.overwrite)
     evaluation = model.evaluate(data.test_images, data.test_labels)
@@ -284,6 +291,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
           f"up to {config.effective_epochs()} epochs with early stopping and LR reduction")
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
                   class_names=data.class_names, progress=not args.no_progress)
+    assert model.history is not None  # train() always sets it
     print(model.history.describe())
     args.out.mkdir(parents=True, exist_ok=True)
     model_dir = model.save(args.out / "model", overwrite=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from featurelens.errors import ConfigError
 
@@ -19,12 +19,12 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 METRICS = ("val_loss", "val_accuracy", "loss", "accuracy")
 
 
-def _bad(path: str, value: Any, why: str) -> None:
+def _bad(path: str, value: Any, why: str) -> NoReturn:
     raise ConfigError(f"{path}: {value!r} is invalid: {why}")
 
 
-def _number(path: str, value: Any, low: float, high: float | None = None, *, low_open=False,
-            integer=False) -> None:
+def _number(path: str, value: Any, low: float, high: float | None = None, *, low_open: bool = False,
+            integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
         _bad(path, value, "expected an integer" if integer else "expected a number")

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from featurelens import visualize as viz
 from featurelens._atomic import atomic_dir, write_json
 from featurelens.backends import ReportContext, ReportFigure, registry
+from featurelens.backends.figures import FigureResult
 from featurelens.compare import feature_map_differences
 from featurelens.data.cifar10 import Dataset
 from featurelens.errors import InputError
@@ -32,7 +33,7 @@ def _check_index(image_index: int, count: int) -> None:
                          f"choose 0..{count - 1}")
 
 
-def _panels(figure: ReportFigure, result: object) -> Iterable[tuple[str, Figure, str, str]]:
+def _panels(figure: ReportFigure, result: FigureResult) -> Iterable[tuple[str, Figure, str, str]]:
     if result is None:
         return []
     if isinstance(result, Figure):

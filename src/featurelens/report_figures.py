@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from featurelens import visualize as viz
 from featurelens.backends import Panel, ReportContext, ReportFigure, hookimpl
+from featurelens.backends.figures import FigureResult
 from featurelens.evaluation import evaluate_probabilities
 
 
@@ -75,7 +76,7 @@ def mistakes(ctx: ReportContext) -> Figure | None:
                                   ctx.probabilities[wrong], ctx.class_names, title="The most confident mistakes")
 
 
-BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], object]]] = [
+BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], FigureResult]]] = [
     ("samples", "Dataset samples", "Eight random test images of every class, as loaded.", samples),
     ("history", "Training history", "Loss and accuracy per epoch on the training and validation images; "
      "the learning rate below, dotted lines where it was reduced, a star at the best epoch.", history),
@@ -94,6 +95,6 @@ BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], object]]] = [
 
 
 @hookimpl
-def featurelens_register_figures(register):
+def featurelens_register_figures(register: Callable[[ReportFigure], None]) -> None:
     for i, (name, title, caption, make) in enumerate(BUILTIN):
         register(ReportFigure(name, title, caption, make, order=100 * (i + 1)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from featurelens.errors import SpecError
 
@@ -23,7 +23,7 @@ BN_MOMENTUM = 0.99
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
-def _fail(path: str, value: Any, why: str) -> None:
+def _fail(path: str, value: Any, why: str) -> NoReturn:
     raise SpecError(f"{path}: {value!r} is invalid: {why}")
 
 
@@ -134,9 +134,9 @@ class ModelSpec:
         for i, block in enumerate(self.blocks):
             if not isinstance(block, ConvBlock):
                 _fail(f"blocks[{i}]", block, "expected a ConvBlock")
-        for i, block in enumerate(self.dense):
-            if not isinstance(block, DenseBlock):
-                _fail(f"dense[{i}]", block, "expected a DenseBlock")
+        for i, dense_block in enumerate(self.dense):
+            if not isinstance(dense_block, DenseBlock):
+                _fail(f"dense[{i}]", dense_block, "expected a DenseBlock")
         h, w = shape[0], shape[1]
         for i, block in enumerate(self.blocks):
             if h // block.pool_size < 1 or w // block.pool_size < 1:
@@ -152,7 +152,7 @@ class ModelSpec:
         out: list[LayerSpec] = []
         shape: tuple[int, ...] = self.input_shape
 
-        def add(name: str, kind: str, new_shape: tuple[int, ...], params: int = 0, **options: Any):
+        def add(name: str, kind: str, new_shape: tuple[int, ...], params: int = 0, **options: Any) -> None:
             nonlocal shape
             out.append(LayerSpec(name, kind, shape, new_shape, params, options))
             shape = new_shape
@@ -178,16 +178,16 @@ class ModelSpec:
         for d in shape:
             flat *= d
         add("flatten", "flatten", (flat,))
-        for d, block in enumerate(self.dense, start=1):
+        for d, dense_block in enumerate(self.dense, start=1):
             fin = shape[0]
-            add(f"dense{d}", "dense", (block.units,), fin * block.units + block.units,
-                units=block.units, in_features=fin)
-            if block.batch_norm:
-                add(f"dense{d}_bn", "batch_norm", shape, 4 * block.units,
-                    features=block.units, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
+            add(f"dense{d}", "dense", (dense_block.units,), fin * dense_block.units + dense_block.units,
+                units=dense_block.units, in_features=fin)
+            if dense_block.batch_norm:
+                add(f"dense{d}_bn", "batch_norm", shape, 4 * dense_block.units,
+                    features=dense_block.units, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
             add(f"dense{d}_relu", "relu", shape)
-            if block.dropout > 0:
-                add(f"dense{d}_dropout", "dropout", shape, rate=float(block.dropout))
+            if dense_block.dropout > 0:
+                add(f"dense{d}_dropout", "dropout", shape, rate=float(dense_block.dropout))
         fin = shape[0]
         add("head_dense", "dense", (self.num_classes,), fin * self.num_classes + self.num_classes,
             units=self.num_classes, in_features=fin)

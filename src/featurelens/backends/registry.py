@@ -235,8 +235,10 @@ class Registry:
             backend = self.get(entry.name)
             if backend.supports(Capability.WRAP) and backend.accepts(native):
                 return backend
+        wrappers = [e.name for e in self.backends.values() if not e.missing()]
         raise BackendError(f"no installed backend recognises a {type(native).__module__}."
-                           f"{type(native).__qualname__}; pass backend='torch' or 'keras' explicitly")
+                           f"{type(native).__qualname__}; pass backend=NAME explicitly (installed: "
+                           f"{', '.join(wrappers) or 'none'})")
 
     def explain(self, problem: str) -> str:
         """``problem`` plus what is installed, what is not and which plugins failed to load."""

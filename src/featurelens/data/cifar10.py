@@ -16,8 +16,10 @@ import codecs
 import io
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
@@ -38,18 +40,19 @@ DATA_DIR_ENV = "FEATURELENS_DATA_DIR"
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 
-def _numpy_reconstruct():
+def _numpy_reconstruct() -> Callable[..., object]:
     try:
         from numpy._core.multiarray import _reconstruct  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
+        from numpy.core.multiarray import _reconstruct as _legacy_reconstruct
+        return _legacy_reconstruct
     return _reconstruct
 
 
 class _SafeUnpickler(pickle.Unpickler):
     """Unpickles plain data and numpy arrays only; any other global is refused."""
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Callable[..., Any]:
         if (module, name) in (("numpy.core.multiarray", "_reconstruct"),
                               ("numpy._core.multiarray", "_reconstruct")):
             return _numpy_reconstruct()

@@ -119,7 +119,8 @@ def check_registration(ctx: KitContext) -> str:
     if ctx.registry is None:
         return "a Backend instance (not looked up through the registry); name and capabilities are valid"
     entry = ctx.registry.backends.get(b.name)
-    expect(entry is not None, f"no plugin registers a backend named {b.name!r}")
+    if entry is None:
+        raise CheckFailed(f"no plugin registers a backend named {b.name!r}")
     caps = ", ".join(sorted(c.value for c in b.capabilities)) or "none"
     return f"registered as {b.name!r} (priority {entry.priority}); capabilities: {caps}"
 
@@ -228,7 +229,8 @@ def check_layer_names(ctx: KitContext) -> str:
            f"got {got[:6]}..., the spec has {want[:6]}...")
     for info, layer in zip(infos, ctx.spec.layers()):
         expect(tuple(info.output_shape) == tuple(layer.output_shape),
-               f"{info.name}: output shape {tuple(info.output_shape)}, the spec says {layer.output_shape} (channels last)")
+               f"{info.name}: output shape {tuple(info.output_shape)}, the spec says {layer.output_shape} "
+               "(channels last)")
         expect(info.kind == layer.kind, f"{info.name}: kind {info.kind!r}, the spec says {layer.kind!r}")
         expect(info.params == layer.params, f"{info.name}: {info.params} parameters, the spec says {layer.params}")
     return f"{len(infos)} layers with the spec's names, kinds, shapes and parameter counts"
@@ -257,7 +259,8 @@ def check_feature_maps_layout(ctx: KitContext) -> str:
     batches = list(ctx.backend.feature_maps(native, ctx.images, None, batch_size=3))
     expect(len(batches) == 3, f"7 images with batch_size=3 gave {len(batches)} batches, expected 3")
     names = ctx.spec.layer_names()
-    expect(list(batches[0]) == names, f"feature_maps(None) must give every layer in order; got {list(batches[0])[:5]}...")
+    expect(list(batches[0]) == names,
+           f"feature_maps(None) must give every layer in order; got {list(batches[0])[:5]}...")
     worst = (0.0, "")
     for name, layer in zip(names, ctx.spec.layers()):
         parts = [b[name] for b in batches]
@@ -339,7 +342,7 @@ def check_training_history(ctx: KitContext) -> str:
         bad = {k: v for k, v in values.items() if v is None or not np.isfinite(v)}
         expect(not bad, f"epoch {r.epoch}: missing or non-finite {bad}")
         expect(0 <= r.accuracy <= 1 and 0 <= (r.val_accuracy or 0) <= 1, f"epoch {r.epoch}: accuracy outside [0, 1]")
-        expect(np.isclose(r.learning_rate, 1e-3, rtol=1e-6), f"epoch {r.epoch}: learning rate {r.learning_rate}, "
+        expect(bool(np.isclose(r.learning_rate, 1e-3, rtol=1e-6)), f"epoch {r.epoch}: learning rate {r.learning_rate}, "
                "the config says 1e-3")
         expect(r.seconds >= 0, f"epoch {r.epoch}: negative duration")
     expect([r.epoch for r in h.epochs] == [1, 2], f"epochs must be numbered from 1, got {[r.epoch for r in h.epochs]}")
@@ -377,12 +380,14 @@ def check_cpu_determinism(ctx: KitContext) -> str:
     native_b, hb = ctx.fit("train_config")
     wa, wb = ctx.backend.get_weights(native_a), ctx.backend.get_weights(native_b)
     differ = [k for k in wa if not np.array_equal(wa[k], wb[k])]
-    expect(not differ, f"two CPU runs with seed 7 ended with different weights ({len(differ)} differ, first {differ[:1]})")
+    expect(not differ,
+           f"two CPU runs with seed 7 ended with different weights ({len(differ)} differ, first {differ[:1]})")
     expect(ha.metric("loss") == hb.metric("loss"), f"two CPU runs with seed 7 have different losses "
            f"{ha.metric('loss')} vs {hb.metric('loss')}")
     return "two CPU runs with the same seed end with bit-identical weights and losses"
 
 
+#: Every check of the kit, in the order ``featurelens check-backend`` runs them.
 CHECKS: tuple[Check, ...] = (
     Check("registration", "the backend loads under its entry's name with valid capabilities and versions",
           None, check_registration),

@@ -90,6 +90,7 @@ def hierarchy_figure(image: np.ndarray, maps_by_layer: Mapping[str, np.ndarray],
         ax.set_yticks([])
         h, w, c = maps.shape
         ax.set_ylabel(f"{name}\n{h}x{w}, {c} ch", rotation=0, ha="right", va="center", fontsize=9)
+    assert shown is not None  # layers is not empty, so the loop ran
     fig.colorbar(shown, ax=fig.axes[1:], shrink=0.6, label="activation (each channel scaled to 0-1)")
     fig.suptitle(title or f"From edges to parts: the {channels} most active channels per layer", fontsize=11)
     return fig

@@ -19,7 +19,8 @@ def sample_indices(labels: np.ndarray, per_class: int = 8, seed: int = 0) -> np.
     out = np.full((len(classes), per_class), -1, np.int64)
     for c in classes:
         idx = np.flatnonzero(labels == c)
-        chosen = rng.choice(idx, size=min(per_class, len(idx)), replace=False) if len(idx) else []
+        chosen: np.ndarray | list[int] = (rng.choice(idx, size=min(per_class, len(idx)), replace=False)
+                                          if len(idx) else [])
         out[c, :len(chosen)] = np.sort(chosen)
     return out
 
