@@ -8,18 +8,21 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from featurelens import testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
+from featurelens.compare import feature_map_differences
+from featurelens.config import DEVICES, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
+from featurelens.convert import convert_model
+from featurelens.data import load_cifar10
+from featurelens.data.cifar10 import Dataset
 from featurelens.errors import FeaturelensError
 from featurelens.model import load_model
 from featurelens.modeldir import write_evaluation
-
-if TYPE_CHECKING:
-    from featurelens.config import TrainConfig
-    from featurelens.data.cifar10 import Dataset
-    from featurelens.spec import ModelSpec
+from featurelens.presets import available_presets, get_preset
+from featurelens.spec import ModelSpec
+from featurelens.training import train
 
 DEMO_TRAIN_PER_CLASS = 1000
 DEMO_EPOCHS = 10
@@ -33,8 +36,6 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from featurelens.config import DEVICES, OPTIMIZERS
-
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default=None, help="a named spec (see `featurelens spec --list`); default seed")
     g.add_argument("--spec", type=Path, help="a ModelSpec JSON file")
@@ -127,9 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_spec(args: argparse.Namespace) -> ModelSpec:
-    from featurelens.presets import get_preset
-    from featurelens.spec import ModelSpec
-
     if getattr(args, "spec", None):
         try:
             text = args.spec.read_text(encoding="utf-8")
@@ -140,8 +138,6 @@ def _load_spec(args: argparse.Namespace) -> ModelSpec:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
-
     base = {}
     if args.config:
         try:
@@ -168,8 +164,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _load_data(args: argparse.Namespace, train_per_class: int | None = None) -> Dataset:
-    from featurelens.data import load_cifar10
-
     return load_cifar10(args.data_dir, download=not args.no_download,
                         train_per_class=train_per_class, test_per_class=args.test_per_class,
                         progress=not getattr(args, "no_progress", False))
@@ -188,8 +182,6 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_spec(args: argparse.Namespace) -> int:
-    from featurelens.presets import available_presets, get_preset
-
     if args.list:
         for name, factory in sorted(available_presets().items()):
             spec = factory()
@@ -202,8 +194,6 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from featurelens.training import train
-
     spec = _load_spec(args)
     config = _train_config(args)
     backend = get_backend(args.backend)
@@ -246,8 +236,6 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from featurelens.convert import convert_model
-
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
     out = args.out or args.model_dir.with_name(f"{args.model_dir.name}-{converted.backend.name}")
@@ -257,7 +245,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from featurelens.compare import feature_map_differences
     from featurelens.report import write_comparison
 
     a, b = load_model(args.model_a), load_model(args.model_b)
@@ -274,10 +261,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from featurelens.config import TrainConfig
-    from featurelens.presets import get_preset
-    from featurelens.training import train
-
     started = time.perf_counter()
     per_class = args.train_per_class or (None if args.full else DEMO_TRAIN_PER_CLASS)
     epochs = args.epochs or (100 if args.full else DEMO_EPOCHS)
@@ -314,8 +297,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_backend(args: argparse.Namespace) -> int:
-    from featurelens import testing
-
     if args.list:
         for check in testing.CHECKS:
             needs = f" [{check.capability.value}]" if check.capability else ""
