@@ -32,7 +32,7 @@ from featurelens.model import Model, SpecModel, WrappedModel, load_model
 from featurelens.normalization import Normalization
 from featurelens.presets import available_presets, get_preset
 from featurelens.spec import ConvBlock, DenseBlock, LayerSpec, ModelSpec
-from featurelens.training import build_model, train
+from featurelens.training import build_model, fit, train
 from featurelens.wrap import wrap
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "EpochRecord", "Evaluation", "FeaturelensError", "History", "InputError", "LayerInfo",
     "LayerNotFoundError", "LayerSpec", "Model", "ModelFolderError", "ModelSpec", "Normalization",
     "ReduceLROnPlateau", "SpecError", "SpecModel", "TrainConfig", "WrappedModel", "__version__",
-    "available_backends", "available_presets", "backend_status", "build_model", "get_backend",
+    "available_backends", "fit", "available_presets", "backend_status", "build_model", "get_backend",
     "get_preset", "load_cifar10", "load_model", "per_class_subset", "register_plugin", "train",
     "train_val_split", "wrap",
 ]

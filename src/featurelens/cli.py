@@ -12,7 +12,7 @@ from pathlib import Path
 from featurelens import testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
-from featurelens.compare import feature_map_differences
+from featurelens.compare import check_comparable, feature_map_differences
 from featurelens.config import DEVICES, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
 from featurelens.convert import convert_model
 from featurelens.data import load_cifar10
@@ -248,9 +248,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from featurelens.report import write_comparison
 
     a, b = load_model(args.model_a), load_model(args.model_b)
-    if a.spec != b.spec:
-        raise FeaturelensError(f"{args.model_a} ({a.spec.name}) and {args.model_b} ({b.spec.name}) are not the "
-                               "same spec; compare two backends or two checkpoints of one spec")
+    check_comparable(a, b, (str(args.model_a), str(args.model_b)))
     labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")
     data = _load_data(args)
     figures = write_comparison(a, b, data, args.out, labels, image_index=args.image_index)

@@ -36,6 +36,16 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / scale) if scale > 0 else 0.0
 
 
+def check_comparable(a: Model, b: Model, names: tuple[str, str] = ("the first model", "the second model")) -> None:
+    """Raise a clear error unless both models are built from one spec (two backends or checkpoints)."""
+    spec_a, spec_b = getattr(a, "spec", None), getattr(b, "spec", None)
+    if spec_a is None or spec_b is None or spec_a != spec_b:
+        what = [f"{n} ({s.name if s is not None else 'a model built by its user, without a spec'})"
+                for n, s in zip(names, (spec_a, spec_b))]
+        raise InputError(f"{what[0]} and {what[1]} are not the same spec; compare two backends or two "
+                         "checkpoints of one spec")
+
+
 def common_layers(a: Model, b: Model) -> list[str]:
     """Layer names both models have, in the first model's order."""
     other = {info.name for info in b.layers()}

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from featurelens.backends.contract import Backend
 from featurelens.backends.registry import get_backend
-from featurelens.model import SpecModel
+from featurelens.errors import InputError
+from featurelens.model import Model, SpecModel
 from featurelens.weights import check_weights
 
 
-def convert_model(model: SpecModel, backend: str | Backend) -> SpecModel:
+def convert_model(model: Model, backend: str | Backend) -> SpecModel:
     """The same model (weights, batch-norm statistics, normalization, history) on ``backend``."""
+    if not isinstance(model, SpecModel):
+        raise InputError(f"{model.name} was built by its user, not from a featurelens spec; only spec-built "
+                         "models move between backends (their weights have one canonical layout)")
     target = get_backend(backend) if isinstance(backend, str) else backend
     weights = model.backend.get_weights(model.native)
     check_weights(model.spec, weights, f"the {model.backend.name} model's weights")

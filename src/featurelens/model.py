@@ -5,8 +5,10 @@ Two kinds, made explicit:
 - :class:`SpecModel`, built by featurelens from a :class:`~featurelens.spec.ModelSpec` (trained,
   loaded from a folder or converted): it has a spec, can be saved as a model folder and moved to
   another backend.
-- :class:`WrappedModel`, a model the user built with a framework (:func:`featurelens.wrap`):
-  layers are the framework's own, it can be inspected and used for predictions.
+- :class:`WrappedModel`, a model the user built with a framework (:func:`featurelens.wrap`,
+  :func:`featurelens.fit`): layers are the framework's own; it can be trained, inspected, used
+  for predictions and saved (its weights under the framework's names, its architecture as far as
+  the framework describes it without pickle).
 
 Both share :class:`Model`'s interface. Users hand them images as loaded (uint8 or float in the
 0-255 scale, (N, H, W, C)); the model normalizes them itself.
@@ -24,10 +26,10 @@ import numpy as np
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
 from featurelens.backends.registry import get_backend
-from featurelens.errors import InputError, ModelFolderError
+from featurelens.errors import FeaturelensError, InputError, ModelFolderError
 from featurelens.evaluation import Evaluation, evaluate_probabilities
 from featurelens.history import History
-from featurelens.modeldir import read_folder, write_folder
+from featurelens.modeldir import FolderContents, read_folder, write_folder, write_wrapped_folder
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 
@@ -43,6 +45,7 @@ class Model:
         self.normalization = normalization
         self.class_names = tuple(class_names) if class_names is not None else None
         self.history: History | None = None
+        self.train_config: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -162,18 +165,37 @@ class SpecModel(Model):
 
 
 class WrappedModel(Model):
-    """A model the user built with a framework; see :func:`featurelens.wrap`."""
+    """A model the user built with a framework; see :func:`featurelens.wrap` and :func:`featurelens.fit`."""
 
     def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
-        raise ModelFolderError(f"a wrapped {self.name} has no featurelens spec, so it cannot be saved as "
-                               "a featurelens folder; save it with its framework (torch.save of the "
-                               "state_dict, model.save for Keras)")
+        """Write a model folder: the weights under the framework's own names (safetensors), the
+        architecture as the backend records it, normalization, classes, history. Load it with
+        ``featurelens.load_model(folder, model=...)`` (see there)."""
+        self.backend.require(Capability.WRAP, "save models users built")
+        return write_wrapped_folder(
+            folder, backend=self.backend.name, backend_versions=self.backend.versions(),
+            architecture=self.backend.architecture(self.native), input_shape=self.input_shape,
+            weights=self.backend.native_weights(self.native), normalization=self.normalization,
+            class_names=self.class_names, history=self.history, train_config=self.train_config,
+            overwrite=overwrite)
 
 
-def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = None) -> SpecModel:
-    """Load a model folder with the backend that wrote it (or ``backend`` to override)."""
+def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = None, *,
+               model: Any = None) -> Model:
+    """Load a model folder with the backend that wrote it (or ``backend`` to override).
+
+    A folder of a spec-built model loads in any backend. A folder of a model the user built loads
+    in the backend that wrote it: pass ``model``, a freshly built instance of the same architecture
+    or a function (or class) returning one, whose weights are then replaced by the saved ones.
+    Without it the backend rebuilds the architecture from its record where it can do so without
+    running stored code (Keras models made of built-in layers); otherwise the error says so.
+    """
     contents = read_folder(folder)
     chosen = backend if isinstance(backend, Backend) else get_backend(backend or contents.backend)
+    if contents.spec is None:
+        return _load_wrapped(folder, contents, chosen, model)
+    if model is not None:
+        raise InputError(f"{folder} holds a featurelens spec, which builds the model itself; drop model=")
     native = chosen.build(contents.spec)
     try:
         chosen.set_weights(native, contents.weights)
@@ -182,3 +204,35 @@ def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = N
                                f"{type(exc).__name__}: {exc}") from exc
     return SpecModel(chosen, native, contents.spec, contents.normalization, contents.class_names,
                      history=contents.history, train_config=contents.train_config)
+
+
+def _load_wrapped(folder: str | os.PathLike[str], contents: FolderContents, backend: Backend,
+                  model: Any) -> WrappedModel:
+    if backend.name != contents.backend:
+        raise ModelFolderError(f"{folder} holds a {contents.backend} model built by its user; it loads only in "
+                               f"the {contents.backend} backend, not {backend.name}")
+    backend.require(Capability.WRAP, "load models users built")
+    recorded = (contents.architecture or {}).get("class", "?")
+    if model is None:
+        native = backend.rebuild(contents.architecture or {})
+    elif backend.accepts(model):
+        native = model
+    elif callable(model):
+        native = model()
+        if not backend.accepts(native):
+            raise InputError(f"model= returned a {type(native).__qualname__}, not a {backend.name} model; "
+                             f"pass a {recorded} or a function building one")
+    else:
+        raise InputError(f"model= must be a {backend.name} model ({recorded}) or a function building one, "
+                         f"not a {type(model).__qualname__}")
+    try:
+        backend.load_native_weights(native, contents.weights, contents.input_shape)
+    except FeaturelensError:
+        raise
+    except Exception as exc:
+        raise ModelFolderError(f"the weights of {folder} do not fit the given model ({recorded} was saved): "
+                               f"{type(exc).__name__}: {exc}") from exc
+    wrapped = WrappedModel(backend, native, contents.normalization, contents.class_names or None,
+                           contents.input_shape)
+    wrapped.history, wrapped.train_config = contents.history, contents.train_config
+    return wrapped

@@ -8,6 +8,13 @@
                            so the folder loads in any backend
       history.json         the training history (if the model was trained)
 
+A model the user built (:func:`featurelens.fit`, :func:`featurelens.wrap`) is saved the same way
+with ``"kind": "wrapped"``: no spec, but the input shape, the backend's record of the architecture
+(the class name; Keras adds its JSON config) and the framework's own weight names in the
+safetensors file. Loading it needs the backend that wrote it and, unless the backend can rebuild
+the architecture from its record without running stored code, the model (or a function building
+it) from the user: ``featurelens.load_model(folder, model=MyNet)``.
+
 A folder is written under a temporary name and renamed into place, so it is either complete or
 absent. Reading parses JSON and safetensors only, so it never executes code from the folder. This
 module reads and writes the parts; :func:`featurelens.load_model` builds the model from them.
@@ -24,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
 
 from featurelens._atomic import atomic_dir, write_json
 from featurelens._version import __version__
@@ -41,18 +50,28 @@ FORMAT = "featurelens-model"
 FORMAT_VERSION = 2  # 2: canonical, backend-neutral weights (1 held torch state dicts)
 
 
+SPEC_KIND, WRAPPED_KIND = "spec", "wrapped"
+
+
 @dataclass(frozen=True)
 class FolderContents:
-    """What a model folder holds, read and checked."""
+    """What a model folder holds, read and checked. ``spec`` is None for a wrapped model, whose
+    ``weights`` carry the framework's own names and whose ``architecture`` is the backend's record."""
 
     backend: str
-    spec: ModelSpec
+    spec: ModelSpec | None
     weights: dict[str, np.ndarray]
     normalization: Normalization
     class_names: tuple[str, ...]
     history: History | None
     train_config: dict[str, Any] | None
     meta: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    architecture: dict[str, Any] | None = None
+
+    @property
+    def wrapped(self) -> bool:
+        return self.spec is None
 
 
 def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
@@ -82,6 +101,37 @@ def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versio
     return folder
 
 
+def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
+                         architecture: dict[str, Any], input_shape: tuple[int, int, int],
+                         weights: dict[str, np.ndarray], normalization: Normalization,
+                         class_names: tuple[str, ...] | None, history: History | None,
+                         train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+    """Write a user-built model's folder atomically: native weight names, architecture record."""
+    folder = Path(folder)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": WRAPPED_KIND,
+        "backend": backend,
+        "architecture": architecture,
+        "input_shape": list(input_shape),
+        "class_names": list(class_names) if class_names is not None else None,
+        "normalization": normalization.to_dict(),
+        "train_config": train_config,
+        "versions": {"featurelens": __version__, "python": platform.python_version(),
+                     "numpy": np.__version__, **backend_versions},
+        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "weights": WEIGHTS_FILE,
+    }
+    arrays = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+    with atomic_dir(folder, overwrite=overwrite) as tmp:
+        save_file(arrays, str(tmp / WEIGHTS_FILE), metadata={"format": "featurelens-native", "backend": backend})
+        if history is not None:
+            history.save(tmp / HISTORY_FILE)
+        write_json(tmp / META_FILE, meta)
+    return folder
+
+
 def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``featurelens.json`` of a model folder, checked for the known format."""
     folder = Path(folder)
@@ -104,7 +154,9 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFolderError(
             f"{folder} was written by a pre-release featurelens (format {meta.get('format_version')}, with "
             "backend-specific weights); train the model again with this version")
-    for key in ("backend", "spec", "class_names", "normalization"):
+    needed = ("backend", "architecture", "input_shape", "normalization") if meta.get("kind") == WRAPPED_KIND \
+        else ("backend", "spec", "class_names", "normalization")
+    for key in needed:
         if key not in meta:
             raise ModelFolderError(f"{path} lacks the {key!r} entry; the folder is damaged")
     return meta
@@ -114,17 +166,37 @@ def read_folder(folder: str | os.PathLike[str]) -> FolderContents:
     """Read and check every part of a model folder (no backend involved)."""
     folder = Path(folder)
     meta = read_metadata(folder)
-    spec = ModelSpec.from_dict(meta["spec"])
     weights = folder / meta.get("weights", WEIGHTS_FILE)
     if not weights.is_file():
         raise ModelFolderError(f"{folder} has no {weights.name}; the folder is incomplete")
     history_path = folder / HISTORY_FILE
+    history = History.load(history_path) if history_path.is_file() else None
+    normalization = Normalization.from_dict(meta["normalization"])
+    if meta.get("kind") == WRAPPED_KIND:
+        return FolderContents(
+            backend=meta["backend"], spec=None, weights=_read_native(weights), normalization=normalization,
+            class_names=tuple(meta["class_names"] or ()), history=history, train_config=meta.get("train_config"),
+            meta=meta, input_shape=_input_shape(meta["input_shape"], folder), architecture=meta["architecture"])
+    spec = ModelSpec.from_dict(meta["spec"])
     return FolderContents(
-        backend=meta["backend"], spec=spec, weights=load_weights(weights, spec),
-        normalization=Normalization.from_dict(meta["normalization"]),
-        class_names=tuple(meta["class_names"]),
-        history=History.load(history_path) if history_path.is_file() else None,
-        train_config=meta.get("train_config"), meta=meta)
+        backend=meta["backend"], spec=spec, weights=load_weights(weights, spec), normalization=normalization,
+        class_names=tuple(meta["class_names"]), history=history, train_config=meta.get("train_config"),
+        meta=meta, input_shape=spec.input_shape)
+
+
+def _read_native(path: Path) -> dict[str, np.ndarray]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFolderError(f"{path} is not a readable safetensors file ({exc})") from exc
+
+
+def _input_shape(value: Any, folder: Path) -> tuple[int, int, int]:
+    if (not isinstance(value, list) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise ModelFolderError(f"{folder / META_FILE}: input_shape {value!r} is invalid; expected "
+                               "[height, width, channels] of positive integers")
+    return (value[0], value[1], value[2])
 
 
 def write_evaluation(folder: str | os.PathLike[str], evaluation: dict[str, Any]) -> Path:

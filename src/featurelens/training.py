@@ -1,17 +1,24 @@
-"""Train a spec on arrays with any backend: split, normalize, build, fit."""
+"""Train with any backend: a featurelens spec (:func:`train`) or a model the user built (:func:`fit`).
+
+Both hold out ``config.validation_split`` of every class (seeded), compute the per-channel
+normalization from the remaining training images and hand the backend's trainer normalized
+arrays, so early stopping, LR reduction, History, progress and augmentation are the same.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
-from featurelens.backends.registry import get_backend
+from featurelens.backends.registry import get_backend, registry
 from featurelens.config import TrainConfig
 from featurelens.data.arrays import train_val_split
 from featurelens.errors import InputError
-from featurelens.model import SpecModel
+from featurelens.model import Model, SpecModel, WrappedModel
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 
@@ -27,27 +34,96 @@ def build_model(spec: ModelSpec, normalization: Normalization, class_names: Sequ
     return SpecModel(chosen, chosen.build(spec, seed=seed), spec, normalization, tuple(class_names))
 
 
+@dataclass(frozen=True)
+class _Split:
+    train: tuple[np.ndarray, np.ndarray]
+    validation: tuple[np.ndarray, np.ndarray] | None
+    normalization: Normalization
+
+
+def _split(model_check: Model, images: np.ndarray, labels: np.ndarray, config: TrainConfig,
+           num_classes: int, normalization: Normalization | None) -> _Split:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(f"labels must be a 1-D array of integer class indices, got {labels.dtype} of shape "
+                         f"{labels.shape}")
+    labels = labels.astype(np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise InputError(f"labels must be in 0..{num_classes - 1} for this {num_classes}-class model, "
+                         f"got {labels.min()}..{labels.max()}")
+    train_x, train_y, val_x, val_y = train_val_split(images, labels, config.validation_split, config.seed)
+    model_check.check_images(train_x)
+    norm = normalization if normalization is not None else Normalization.from_images(train_x)
+    validation = (norm.apply(val_x), val_y) if len(val_y) else None
+    return _Split((norm.apply(train_x), train_y), validation, norm)
+
+
 def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig | None = None, *, backend: str | Backend | None = None,
           class_names: Sequence[str] | None = None, progress: bool = True) -> SpecModel:
-    """Train ``spec`` on images as loaded (N, H, W, C) and integer labels.
-
-    Holds out ``config.validation_split`` of every class (seeded), computes the per-channel
-    normalization from the remaining training images, builds the model and fits it.
-    """
+    """Train ``spec`` on images as loaded (N, H, W, C) and integer labels."""
     config = config or TrainConfig()
     chosen = _resolve_backend(backend)
     chosen.require(Capability.TRAIN, "train models")
-    labels = np.asarray(labels, np.int64)
     names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(spec.num_classes))
-    train_x, train_y, val_x, val_y = train_val_split(images, labels, config.validation_split, config.seed)
-    normalization = Normalization.from_images(train_x)
-    model = build_model(spec, normalization, names, chosen, seed=config.seed)
-    model.check_images(train_x)
-    if len(train_y) and (train_y.min() < 0 or train_y.max() >= spec.num_classes):
-        raise InputError(f"labels must be in 0..{spec.num_classes - 1} for this spec")
-    validation = (normalization.apply(val_x), val_y) if len(val_y) else None
-    model.history = chosen.fit(model.native, spec, (normalization.apply(train_x), train_y),
-                               validation, config, progress=progress)
+    identity = Normalization((0.0,) * spec.input_shape[2], (1.0,) * spec.input_shape[2])
+    model = build_model(spec, identity, names, chosen, seed=config.seed)
+    split = _split(model, images, labels, config, spec.num_classes, None)
+    model.normalization = split.normalization
+    model.history = chosen.fit(model.native, spec, split.train, split.validation, config, progress=progress)
+    model.train_config = config.to_dict()
+    return model
+
+
+def _probe(backend: Backend, native: Any, image: np.ndarray) -> int:
+    """How many class scores the model returns for one image, with a clear error if it cannot run."""
+    try:
+        return int(backend.predict(native, image, batch_size=1).shape[1])
+    except Exception as exc:
+        shape = image.shape[1:]
+        hint = ("; they look channels-first: give (N, H, W, C) images, e.g. images.transpose(0, 2, 3, 1)"
+                if shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4) else "")
+        raise InputError(f"the model could not run on images of shape (H, W, C) = {shape}: "
+                         f"{type(exc).__name__}: {exc}{hint}") from exc
+
+
+def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig | None = None, *,
+        backend: str | Backend | None = None, class_names: Sequence[str] | None = None,
+        normalization: Normalization | str | None = "auto", progress: bool = True) -> WrappedModel:
+    """Train a model you built yourself (a ``torch.nn.Module``, a Keras model) with featurelens's trainer.
+
+    The same validation split, early stopping, LR reduction, History, progress and augmentation
+    as :func:`train`. ``normalization="auto"`` computes the per-channel mean and std from the
+    training images (as for spec models); pass a :class:`~featurelens.Normalization` to use yours,
+    or ``None`` to feed the images unchanged. The model must take (N, H, W, C) images in the
+    framework's own layout (channels first for torch) and return one row of class scores per image,
+    logits or probabilities. It is trained in place and returned wrapped, with its ``history``;
+    ``.save(folder)`` writes it, ``featurelens.load_model(folder, model=...)`` loads it.
+    """
+    config = config or TrainConfig()
+    chosen = _resolve_backend(backend) if backend is not None else registry.detect(native)
+    chosen.require(Capability.TRAIN, "train models")
+    chosen.require(Capability.WRAP, "train models users built")
+    if not chosen.accepts(native):
+        raise InputError(f"the {chosen.name!r} backend cannot train a {type(native).__qualname__}")
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise InputError(f"expected images of shape (N, H, W, C), channels last, got {images.shape}")
+    input_shape = (int(images.shape[1]), int(images.shape[2]), int(images.shape[3]))
+    channels = input_shape[2]
+    identity = Normalization((0.0,) * channels, (1.0,) * channels)
+    outputs = _probe(chosen, native, identity.apply(images[:1])) if len(images) else 0
+    labels = np.asarray(labels)
+    num_classes = len(class_names) if class_names is not None else outputs
+    if class_names is not None and outputs != num_classes:
+        raise InputError(f"the model returns {outputs} scores per image but {num_classes} class names were given; "
+                         "its last layer needs one output per class")
+    if not isinstance(normalization, Normalization) and normalization not in ("auto", None):
+        raise InputError(f"normalization must be 'auto', None or a featurelens.Normalization, not {normalization!r}")
+    model = WrappedModel(chosen, native, identity, class_names, input_shape)
+    given = normalization if isinstance(normalization, Normalization) else (identity if normalization is None else None)
+    split = _split(model, images, labels, config, num_classes, given)
+    model.normalization = split.normalization
+    model.history = chosen.fit(native, None, split.train, split.validation, config, progress=progress)
     model.train_config = config.to_dict()
     return model

@@ -9,8 +9,9 @@ int64, probabilities (N, num_classes) float32, weights in the names and layouts 
 Every backend implements the core methods. What else it can do it declares in
 :attr:`Backend.capabilities`, so the core and the conformance kit (:mod:`featurelens.testing`) know
 what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT` (``layers``,
-``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts``: models
-users built with the framework).
+``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts`` and the
+native-weights methods: models users built with the framework). A backend with both ``TRAIN`` and
+``WRAP`` trains users' own models too: ``fit`` then receives ``spec=None``.
 """
 
 from __future__ import annotations
@@ -98,10 +99,13 @@ class Backend(abc.ABC):
 
     # -- Capability.TRAIN -------------------------------------------------------------------------
 
-    def fit(self, native: Any, spec: ModelSpec, train: tuple[np.ndarray, np.ndarray],
+    def fit(self, native: Any, spec: ModelSpec | None, train: tuple[np.ndarray, np.ndarray],
             validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
             progress: bool = True) -> History:
         """Train in place following ``config`` (early stopping, LR reduction, ...).
+
+        ``spec`` is None for a model the user built (backends that also declare
+        :attr:`Capability.WRAP`); its outputs may be logits or probabilities.
 
         Drive :class:`featurelens.backends.EarlyStopper` and :class:`~featurelens.backends.LRReducer`
         after every epoch (or the framework's own callbacks, if they agree exactly) and end with
@@ -114,6 +118,30 @@ class Backend(abc.ABC):
     def accepts(self, native: Any) -> bool:
         """Whether ``native`` is a model of this backend's framework (for :func:`featurelens.wrap`)."""
         return False
+
+    def native_weights(self, native: Any) -> dict[str, np.ndarray]:
+        """Every weight and state tensor of a user's model under the framework's own names
+        (a torch ``state_dict``, Keras weight paths), as numpy arrays for a safetensors file."""
+        raise NotImplementedError(f"the {self.name!r} backend cannot save models users built")
+
+    def load_native_weights(self, native: Any, weights: dict[str, np.ndarray],
+                            input_shape: tuple[int, int, int]) -> None:
+        """Put :meth:`native_weights`'s arrays back into ``native`` (same architecture), strictly:
+        a missing, unexpected or differently shaped tensor raises a clear error. ``input_shape``
+        (H, W, C) lets frameworks that create weights lazily build the model first."""
+        raise NotImplementedError(f"the {self.name!r} backend cannot load models users built")
+
+    def architecture(self, native: Any) -> dict[str, Any]:
+        """A JSON-able record of a user's model: at least ``{"class": "module.QualName"}``, and
+        whatever the framework can describe without pickle (Keras: its JSON config)."""
+        return {"class": f"{type(native).__module__}.{type(native).__qualname__}"}
+
+    def rebuild(self, architecture: dict[str, Any]) -> Any:
+        """A fresh native model from :meth:`architecture`'s record, without running stored code,
+        or a :class:`~featurelens.BackendError` saying what the user must pass instead."""
+        raise BackendError(f"the {self.name!r} backend cannot rebuild a {architecture.get('class')} from its "
+                           "record; pass the model (or a function building it) to featurelens.load_model(folder, "
+                           "model=...)")
 
     # -- Capability.INTROSPECT (see featurelens.backends.layers for the layouts) -----------------
 
