@@ -1,7 +1,7 @@
 """featurelens: build, train and look inside convolutional networks, on PyTorch or Keras 3.
 
 Importing featurelens never imports a deep-learning framework; a backend's framework is imported
-the first time that backend is used. Plugins (backends, presets, figures) use
+the first time that backend is used. Plugins (backends, presets, figures, datasets) use
 :mod:`featurelens.backends`; the conformance kit for backends is :mod:`featurelens.testing`.
 """
 
@@ -16,7 +16,15 @@ from featurelens.backends.registry import (
     register_plugin,
 )
 from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
-from featurelens.data import Dataset, load_cifar10, per_class_subset, train_val_split
+from featurelens.data import (
+    Dataset,
+    available_datasets,
+    load_cifar10,
+    load_dataset,
+    load_image_folder,
+    per_class_subset,
+    train_val_split,
+)
 from featurelens.errors import (
     BackendError,
     ConfigError,
@@ -40,7 +48,7 @@ __all__ = [
     "EpochRecord", "Evaluation", "FeaturelensError", "History", "InputError", "LayerInfo",
     "LayerNotFoundError", "LayerSpec", "Model", "ModelFolderError", "ModelSpec", "Normalization",
     "ReduceLROnPlateau", "SpecError", "SpecModel", "TrainConfig", "WrappedModel", "__version__",
-    "available_backends", "fit", "available_presets", "backend_status", "build_model", "get_backend",
-    "get_preset", "load_cifar10", "load_model", "per_class_subset", "register_plugin", "train",
-    "train_val_split", "wrap",
+    "available_backends", "available_datasets", "fit", "available_presets", "backend_status",
+    "build_model", "get_backend", "get_preset", "load_cifar10", "load_dataset", "load_image_folder",
+    "load_model", "per_class_subset", "register_plugin", "train", "train_val_split", "wrap",
 ]

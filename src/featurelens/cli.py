@@ -9,18 +9,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurelens import testing
+from featurelens import cli_data, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.compare import check_comparable, feature_map_differences
 from featurelens.config import DEVICES, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
 from featurelens.convert import convert_model
-from featurelens.data import load_cifar10
-from featurelens.data.cifar10 import Dataset
+from featurelens.data import available_datasets
+from featurelens.data.dataset import Dataset
 from featurelens.errors import FeaturelensError
 from featurelens.model import load_model
 from featurelens.modeldir import write_evaluation
-from featurelens.presets import available_presets, get_preset
+from featurelens.presets import adapt_spec, available_presets, get_preset
 from featurelens.spec import ModelSpec
 from featurelens.training import train
 
@@ -29,10 +29,7 @@ DEMO_EPOCHS = 10
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder holding cifar-10-batches-py (default: "
-                   "$FEATURELENS_DATA_DIR, the user cache, Keras's cache; downloads if absent)")
-    p.add_argument("--no-download", action="store_true", help="fail instead of downloading CIFAR-10")
-    p.add_argument("--test-per-class", type=int, help="evaluate on this many test images per class")
+    cli_data.add_data_args(p)  # --dataset, --data-dir, image-folder options: see featurelens.cli_data
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -62,20 +59,22 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="featurelens",
-        description="Build, train and look inside CNNs on CIFAR-10 with PyTorch or Keras 3.")
+        description="Build, train and look inside CNNs on CIFAR-10, MNIST or your own images with PyTorch or "
+                    "Keras 3.")
     parser.add_argument("--version", action="version", version=f"featurelens {__version__}")
     parser.add_argument("--traceback", action="store_true",
                         help="on an error, show the full Python traceback after the one-line message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("backends", help="list backends, whether they are installed and how to install them")
+    sub.add_parser("datasets", help="list the datasets --dataset accepts (built-in and from plugins)")
 
     p = sub.add_parser("spec", help="show a preset's layers and parameter count, or its JSON")
     p.add_argument("preset", nargs="?", default="seed")
     p.add_argument("--json", action="store_true", help="print the spec as JSON (a starting point for --spec)")
     p.add_argument("--list", action="store_true", help="list the available presets")
 
-    p = sub.add_parser("train", help="train a spec on CIFAR-10 and write a model folder")
+    p = sub.add_parser("train", help="train a spec on a dataset (CIFAR-10 by default) and write a model folder")
     _add_train_args(p)
     _add_data_args(p)
     p.add_argument("--out", type=Path, default=None, help="model folder to write (default runs/<spec>-<backend>)")
@@ -113,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cross-backend", action="store_true",
                    help="skip the checks that load this backend's folders in the other installed backends")
 
-    p = sub.add_parser("demo", help="the whole workflow on CIFAR-10, sized for a few CPU minutes")
+    p = sub.add_parser("demo", help="the whole workflow (on CIFAR-10 by default), sized for a few CPU minutes")
     p.add_argument("--out", type=Path, default=Path("featurelens-demo"), help="output folder")
     p.add_argument("--backend")
     p.add_argument("--full", action="store_true",
@@ -163,10 +162,17 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return config.replace(early_stopping=es, reduce_lr=rl)
 
 
-def _load_data(args: argparse.Namespace, train_per_class: int | None = None) -> Dataset:
-    return load_cifar10(args.data_dir, download=not args.no_download,
-                        train_per_class=train_per_class, test_per_class=args.test_per_class,
-                        progress=not getattr(args, "no_progress", False))
+def _load_data(args: argparse.Namespace, train_per_class: int | None = None, model: object = None
+               ) -> tuple[Dataset, cli_data.DataChoice]:
+    """The data the flags (else the model's record of its training data) ask for, and that choice."""
+    choice = cli_data.resolve(args, cli_data.recorded(model))
+    return cli_data.load(args, choice, train_per_class), choice
+
+
+def _fit_to_data(spec: ModelSpec, data: Dataset, args: argparse.Namespace) -> ModelSpec:
+    """The spec with the dataset's input shape and class count (a SpecError if it cannot take them)."""
+    what = f"the spec in {args.spec}" if getattr(args, "spec", None) else f"the preset {spec.name!r}"
+    return adapt_spec(spec, data.input_shape, len(data.class_names), what=what)
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -176,6 +182,18 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     for s in statuses:
         state = "installed" if s.installed else f"not installed ({s.install})"
         print(f"{s.name:<10} {state:<45} {s.description}")
+    for failure in registry.failures:
+        print(f"plugin {failure.name!r} ({failure.target}) failed to load: {failure.error}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    for name, entry in available_datasets().items():
+        shape = "x".join(map(str, entry.input_shape)) if entry.input_shape else "?"
+        classes = f"{entry.num_classes} classes" if entry.num_classes else ""
+        print(f"{name:<15} {shape:<9} {classes:<12} {entry.description}")
+    print(f"{cli_data.IMAGE_FOLDER:<15} {'H x W x C':<9} {'per folder':<12} your images: --dataset "
+          f"{cli_data.IMAGE_FOLDER} --data-dir ROOT (ROOT/<class>/*.png), --image-size H W, --channels 1|3")
     for failure in registry.failures:
         print(f"plugin {failure.name!r} ({failure.target}) failed to load: {failure.error}")
     return 0
@@ -200,13 +218,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
     if out.exists() and not args.overwrite:
         raise FeaturelensError(f"{out} already exists; pass --overwrite or choose another --out")
-    data = _load_data(args, args.train_per_class)
+    data, choice = _load_data(args, args.train_per_class)
+    spec = _fit_to_data(spec, data, args)
     print(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
-          f"CIFAR-10 images with the {backend.name} backend, up to {config.effective_epochs()} epochs")
+          f"images of {cli_data.describe(data)} with the {backend.name} backend, up to "
+          f"{config.effective_epochs()} epochs")
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
                   class_names=data.class_names, progress=not args.no_progress)
     assert model.history is not None  # train() always sets it
     print(model.history.describe())
+    model.train_config = {**(model.train_config or {}), cli_data.RECORD_KEY: choice.record()}
     model.save(out, overwrite=args.overwrite)
     evaluation = model.evaluate(data.test_images, data.test_labels)
     write_evaluation(out, evaluation.to_dict())
@@ -217,7 +238,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
-    data = _load_data(args)
+    data, _ = _load_data(args, model=model)
     evaluation = model.evaluate(data.test_images, data.test_labels)
     write_evaluation(args.model_dir, evaluation.to_dict())
     print(json.dumps(evaluation.to_dict(), indent=2) if args.json else evaluation.describe())
@@ -228,7 +249,7 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     from featurelens.report import write_report
 
     model = load_model(args.model_dir)
-    data = _load_data(args)
+    data, _ = _load_data(args, model=model)
     out = args.out or args.model_dir / "figures"
     figures = write_report(model, data, out, image_index=args.image_index)
     print(f"Wrote {len(figures)} figures to {out}; open {out / 'index.html'}")
@@ -250,7 +271,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     a, b = load_model(args.model_a), load_model(args.model_b)
     check_comparable(a, b, (str(args.model_a), str(args.model_b)))
     labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")
-    data = _load_data(args)
+    data, _ = _load_data(args, model=a)
     figures = write_comparison(a, b, data, args.out, labels, image_index=args.image_index)
     worst = max(feature_map_differences(a, b, data.test_images[:64]), key=lambda d: d.relative_difference)
     print(f"Largest relative feature-map difference: {worst.relative_difference:.3g} at {worst.layer}")
@@ -264,9 +285,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     epochs = args.epochs or (100 if args.full else DEMO_EPOCHS)
     config = TrainConfig(epochs=epochs, device=args.device or "auto", augment=args.full)
     backend = get_backend(args.backend)
-    spec = get_preset("seed")
-    data = _load_data(args, per_class)
-    print(f"CIFAR-10 from {data.source}: training on {len(data.train_labels):,} images "
+    data, choice = _load_data(args, per_class)
+    spec = get_preset("seed", data.input_shape, len(data.class_names))
+    print(f"{cli_data.describe(data)} from {data.source}: training on {len(data.train_labels):,} images "
           f"({'all' if per_class is None else per_class} per class), testing on {len(data.test_labels):,}")
     print(f"Model: {spec.name}, {spec.parameter_count():,} parameters; backend {backend.name}; "
           f"up to {config.effective_epochs()} epochs with early stopping and LR reduction")
@@ -274,6 +295,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                   class_names=data.class_names, progress=not args.no_progress)
     assert model.history is not None  # train() always sets it
     print(model.history.describe())
+    model.train_config = {**(model.train_config or {}), cli_data.RECORD_KEY: choice.record()}
     args.out.mkdir(parents=True, exist_ok=True)
     model_dir = model.save(args.out / "model", overwrite=True)
     evaluation = model.evaluate(data.test_images, data.test_labels)
@@ -306,7 +328,8 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
-COMMANDS = {"backends": _cmd_backends, "check-backend": _cmd_check_backend, "spec": _cmd_spec, "train": _cmd_train,
+COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
+            "spec": _cmd_spec, "train": _cmd_train,
             "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "convert": _cmd_convert,
             "compare": _cmd_compare, "demo": _cmd_demo}
 

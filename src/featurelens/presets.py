@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from featurelens.backends.registry import registry
 from featurelens.errors import SpecError
@@ -40,11 +41,40 @@ def available_presets() -> dict[str, Callable[[], ModelSpec]]:
     return {**BUILTIN_PRESETS, **registry.presets}
 
 
-def get_preset(name: str) -> ModelSpec:
+def adapt_spec(spec: ModelSpec, input_shape: Sequence[int] | None = None, num_classes: int | None = None,
+               what: str | None = None) -> ModelSpec:
+    """``spec`` for inputs of ``input_shape`` (height, width, channels) and ``num_classes`` classes.
+
+    ``None`` keeps the spec's own value. A SpecError says why when the spec cannot take that input
+    (its pooling would shrink a small image to nothing, say); ``what`` names the spec in it.
+    """
+    changes: dict[str, object] = {}
+    if input_shape is not None:
+        changes["input_shape"] = tuple(input_shape)
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    if all(getattr(spec, k) == v for k, v in changes.items()):
+        return spec
+    try:
+        return replace(spec, **changes)  # type: ignore[arg-type]  # ModelSpec validates every field
+    except SpecError as exc:
+        shape = "x".join(map(str, input_shape)) if input_shape is not None else None
+        target = " and ".join(filter(None, [f"{shape} inputs" if shape else "",
+                                            f"{num_classes} classes" if num_classes is not None else ""]))
+        raise SpecError(f"{what or f'the spec {spec.name!r}'} cannot take {target}: {exc}") from exc
+
+
+def get_preset(name: str, input_shape: Sequence[int] | None = None, num_classes: int | None = None) -> ModelSpec:
+    """The preset called ``name``, for ``input_shape`` (height, width, channels) and ``num_classes``.
+
+    Without them the preset keeps its own (32x32x3 inputs, 10 classes for the built-ins). A
+    SpecError says why when the preset cannot take that input (e.g. its pooling would shrink a
+    small image to nothing).
+    """
     presets = available_presets()
     if name not in presets:
         raise SpecError(
             f"unknown preset {name!r}; choose one of {', '.join(sorted(presets))} "
             "or write your own ModelSpec (a JSON file with --spec on the command line)"
         )
-    return presets[name]()
+    return adapt_spec(presets[name](), input_shape, num_classes, what=f"the preset {name!r}")

@@ -1,8 +1,9 @@
-"""The plugin surface: everything a backend or figure plugin imports from featurelens.
+"""The plugin surface: everything a backend, figure or dataset plugin imports from featurelens.
 
 A plugin imports ``featurelens`` and ``featurelens.backends`` and nothing else of featurelens;
 the built-in PyTorch and Keras backends are held to that by a test. Here are the contract
-(:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the hook marker
+(:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the dataset
+entry (:class:`DatasetEntry`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
 History it returns, the canonical weight names, and probability helpers.
@@ -11,6 +12,7 @@ The conformance kit, :mod:`featurelens.testing`, checks a backend against this c
 """
 
 from featurelens.backends.contract import Backend, BackendEntry, Capability
+from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
 from featurelens.backends.layers import LayerInfo, LayerNotFoundError, unknown_layer
@@ -27,7 +29,7 @@ from featurelens.backends.registry import (
 )
 from featurelens.callbacks import EarlyStopper, LRReducer, mode_for
 from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
-from featurelens.errors import BackendError, ConfigError, FeaturelensError, InputError, SpecError
+from featurelens.errors import BackendError, ConfigError, DataError, FeaturelensError, InputError, SpecError
 from featurelens.evaluation import as_probabilities
 from featurelens.history import EpochRecord, History
 from featurelens.spec import LayerSpec, ModelSpec
@@ -35,10 +37,10 @@ from featurelens.weights import BN_PARAMS, canonical_shapes
 
 __all__ = [
     "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability",
-    "ConfigError", "EarlyStopper", "EarlyStopping", "EpochRecord", "FeaturelensError", "History",
-    "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError", "LayerSpec", "ModelSpec", "Panel",
-    "PluginFailure", "ReduceLROnPlateau", "Registry", "ReportContext", "ReportFigure", "SpecError",
-    "TrainConfig", "as_probabilities", "available_backends", "backend_status", "canonical_shapes",
-    "get_backend", "hookimpl", "mode_for", "register_plugin", "registry", "unknown_layer",
-    "unregister_plugin",
+    "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochRecord",
+    "FeaturelensError", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
+    "LayerSpec", "ModelSpec", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
+    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "as_probabilities",
+    "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl",
+    "mode_for", "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]

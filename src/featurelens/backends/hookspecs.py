@@ -6,8 +6,8 @@ announced to featurelens through the ``featurelens`` entry-point group of its di
     [project.entry-points.featurelens]
     mybackend = "mypackage.plugin"
 
-The built-in PyTorch and Keras backends and the built-in report figures register through exactly
-this mechanism.
+The built-in PyTorch and Keras backends, the built-in report figures and the built-in datasets
+register through exactly this mechanism.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from featurelens.backends.contract import BackendEntry
+    from featurelens.backends.datasets import DatasetEntry
     from featurelens.backends.figures import ReportFigure
     from featurelens.spec import ModelSpec
 
@@ -55,4 +56,16 @@ def featurelens_register_figures(register: Callable[[ReportFigure], None]) -> No
     already computed) that returns a matplotlib Figure, several (one per layer, say) or ``None``
     when it does not apply to this model. ``featurelens visualize`` writes every registered
     figure, in ``order``, with its title and caption, into the PNG folder and its ``index.html``.
+    """
+
+
+@hookspec
+def featurelens_register_datasets(register: Callable[[DatasetEntry], None]) -> None:
+    """Register datasets by calling ``register(DatasetEntry(...))``.
+
+    A :class:`~featurelens.backends.DatasetEntry` names a ``load`` callable taking the keyword
+    arguments ``data_dir``, ``download`` and ``progress`` and returning a
+    :class:`featurelens.Dataset`; the name becomes usable with :func:`featurelens.load_dataset`
+    and as ``--dataset NAME`` on the command line. Registration must be cheap: read nothing until
+    ``load`` is called. Two datasets of one name are an error.
     """

@@ -15,12 +15,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
 from featurelens.backends import hookspecs
 from featurelens.backends.contract import Backend, BackendEntry, Capability
+from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import ReportFigure
 from featurelens.errors import BackendError
 from featurelens.spec import ModelSpec
@@ -51,15 +52,33 @@ class BackendStatus:
     description: str
 
 
+_Named = TypeVar("_Named", BackendEntry, ReportFigure, DatasetEntry)
+
+
+def _adder(store: dict[str, _Named], kind: type[_Named], what: str) -> Callable[[_Named], None]:
+    """The ``register`` a hook gets: it takes ``kind`` objects with names unique in ``store``."""
+
+    def add(entry: _Named) -> None:
+        if not isinstance(entry, kind):
+            raise BackendError(f"a plugin registered {entry!r} as a {what}; register "
+                               f"featurelens.backends.{kind.__name__} objects")
+        if entry.name in store:
+            raise BackendError(f"two plugins register a {what} named {entry.name!r}; disable "
+                               f"one with {DISABLE_ENV}=<entry point name>")
+        store[entry.name] = entry
+
+    return add
+
+
 class Registry:
-    """Plugins, what they registered (backends, presets, figures), their failures, loaded backends."""
+    """Plugins, what they registered (backends, presets, figures, datasets), their failures, loaded backends."""
 
     def __init__(self, group: str = ENTRY_POINT_GROUP) -> None:
         self.group = group
         self._pm: pluggy.PluginManager | None = None
         self._failures: list[PluginFailure] = []
         self._collected: tuple[dict[str, BackendEntry], dict[str, Callable[[], ModelSpec]],
-                               dict[str, ReportFigure]] | None = None
+                               dict[str, ReportFigure], dict[str, DatasetEntry]] | None = None
         self._loaded: dict[str, Backend] = {}
 
     # -- discovery -------------------------------------------------------------------------------
@@ -90,39 +109,25 @@ class Registry:
         return pm
 
     def _collect(self) -> tuple[dict[str, BackendEntry], dict[str, Callable[[], ModelSpec]],
-                                dict[str, ReportFigure]]:
+                                dict[str, ReportFigure], dict[str, DatasetEntry]]:
         if self._collected is None:
             backends: dict[str, BackendEntry] = {}
             presets: dict[str, Callable[[], ModelSpec]] = {}
             figures: dict[str, ReportFigure] = {}
-
-            def add_backend(entry: BackendEntry) -> None:
-                if not isinstance(entry, BackendEntry):
-                    raise BackendError(f"a plugin registered {entry!r}; register "
-                                       "featurelens.backends.BackendEntry objects")
-                if entry.name in backends:
-                    raise BackendError(f"two plugins register a backend named {entry.name!r}; disable "
-                                       f"one with {DISABLE_ENV}=<entry point name>")
-                backends[entry.name] = entry
+            datasets: dict[str, DatasetEntry] = {}
 
             def add_preset(name: str, factory: Callable[[], ModelSpec]) -> None:
                 presets[name] = factory
 
-            def add_figure(figure: ReportFigure) -> None:
-                if not isinstance(figure, ReportFigure):
-                    raise BackendError(f"a plugin registered {figure!r} as a figure; register "
-                                       "featurelens.backends.ReportFigure objects")
-                if figure.name in figures:
-                    raise BackendError(f"two plugins register a figure named {figure.name!r}")
-                figures[figure.name] = figure
-
             hook = self.plugin_manager.hook
-            hook.featurelens_register_backends(register=add_backend)
+            hook.featurelens_register_backends(register=_adder(backends, BackendEntry, "backend"))
             hook.featurelens_register_presets(register=add_preset)
-            hook.featurelens_register_figures(register=add_figure)
+            hook.featurelens_register_figures(register=_adder(figures, ReportFigure, "figure"))
+            hook.featurelens_register_datasets(register=_adder(datasets, DatasetEntry, "dataset"))
             ordered = sorted(backends.values(), key=lambda e: (-e.priority, e.name))
             self._collected = ({e.name: e for e in ordered}, presets,
-                               dict(sorted(figures.items(), key=lambda kv: (kv[1].order, kv[0]))))
+                               dict(sorted(figures.items(), key=lambda kv: (kv[1].order, kv[0]))),
+                               dict(sorted(datasets.items())))
         return self._collected
 
     @property
@@ -139,6 +144,11 @@ class Registry:
     def figures(self) -> dict[str, ReportFigure]:
         """Report figures registered by plugins (the built-in ones included), in report order."""
         return self._collect()[2]
+
+    @property
+    def datasets(self) -> dict[str, DatasetEntry]:
+        """Datasets registered by plugins (the built-in ones included), by name."""
+        return self._collect()[3]
 
     @property
     def failures(self) -> list[PluginFailure]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -25,8 +26,11 @@ def file_md5(path: str | os.PathLike[str]) -> str:
 
 
 def download(url: str, dest: str | os.PathLike[str], md5: str, progress: bool = True,
-             timeout: float = 60.0) -> Path:
-    """Fetch ``url`` to ``dest`` and check its md5; ``dest`` appears only if both succeed."""
+             timeout: float = 60.0, hint: str = "an extracted cifar-10-batches-py") -> Path:
+    """Fetch ``url`` to ``dest`` and check its md5; ``dest`` appears only if both succeed.
+
+    ``hint`` says what an offline user can put in ``FEATURELENS_DATA_DIR`` instead.
+    """
     dest = Path(dest)
     with atomic_path(dest) as tmp:
         digest = hashlib.md5(usedforsecurity=False)
@@ -39,11 +43,11 @@ def download(url: str, dest: str | os.PathLike[str], md5: str, progress: bool = 
                         out.write(chunk)
                         digest.update(chunk)
                         bar.update(len(chunk))
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
             raise DataError(
                 f"could not download {url}: {exc}. If this machine is offline, fetch the file on "
                 f"another one and put it at {dest}, or point FEATURELENS_DATA_DIR at a folder "
-                "that holds an extracted cifar-10-batches-py"
+                f"that holds {hint}"
             ) from exc
         if digest.hexdigest() != md5:
             raise DataError(
