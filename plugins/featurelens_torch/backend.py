@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
-from featurelens_torch import introspect, io, train
+from featurelens_torch import introspect, io, native, train
 from featurelens_torch.build import SpecNet, build_net
 
 
@@ -20,7 +20,7 @@ class TorchBackend(Backend):
     def build(self, spec: ModelSpec, seed: int = 0) -> SpecNet:
         return build_net(spec, seed)
 
-    def fit(self, native: SpecNet, spec: ModelSpec, train_data, validation, config: TrainConfig,
+    def fit(self, native: torch.nn.Module, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
             progress: bool = True) -> History:
         return train.fit(native, train_data, validation, config, progress=progress)
 
@@ -36,7 +36,7 @@ class TorchBackend(Backend):
                 if isinstance(native, SpecNet):
                     out.append(torch.softmax(native.logits(batch).float(), dim=1).cpu().numpy())
                 else:  # a user's module: its output may be logits or already probabilities
-                    out.append(native(batch).float().cpu().numpy())
+                    out.append(introspect.logits_of(native(batch)).float().cpu().numpy())
         finally:
             native.train(was_training)
         if not out:
@@ -70,3 +70,15 @@ class TorchBackend(Backend):
 
     def attachments(self, native: torch.nn.Module) -> list[str]:
         return introspect.attached_hooks(native)
+
+    # -- models users built (Capability.WRAP): their own weight names, no pickle --------------------
+
+    def native_weights(self, native_model: torch.nn.Module) -> dict[str, np.ndarray]:
+        return native.native_weights(native_model)
+
+    def load_native_weights(self, native_model: torch.nn.Module, weights: dict[str, np.ndarray],
+                            input_shape: tuple[int, int, int]) -> None:
+        native.load_native_weights(native_model, weights, input_shape)
+
+    def architecture(self, native_model: torch.nn.Module) -> dict:
+        return native.architecture(native_model)

@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from featurelens.backends import EarlyStopper, EpochRecord, History, LRReducer, TrainConfig
 from featurelens_torch.augment import flip_and_crop
 from featurelens_torch.build import SpecNet
 from featurelens_torch.device import select_device
+from featurelens_torch.scores import are_probabilities, class_scores, cross_entropy
 
 EVAL_BATCH = 512
 
@@ -40,21 +40,41 @@ def make_optimizer(net: torch.nn.Module, config: TrainConfig, device: torch.devi
                            weight_decay=config.weight_decay, nesterov=config.momentum > 0)
 
 
+class Scorer:
+    """The scores the loss is taken from: a SpecNet's logits (its softmax skipped), or a user's
+    model's output, logits or probabilities (told apart on the first batch it sees)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        self.net = net
+        self.probabilities: bool | None = False if isinstance(net, SpecNet) else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.net, SpecNet):
+            return self.net.logits(x)
+        scores = class_scores(self.net(x))
+        if self.probabilities is None:
+            self.probabilities = are_probabilities(scores)
+        return scores
+
+    def loss(self, scores: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        return cross_entropy(scores, target, bool(self.probabilities), reduction)
+
+
 @torch.no_grad()
-def measure(net: SpecNet, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def measure(scorer: Scorer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in eval mode."""
-    net.eval()
+    scorer.net.eval()
     loss = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
     for start in range(0, len(x), EVAL_BATCH):
-        logits = net.logits(x[start:start + EVAL_BATCH])
+        scores = scorer(x[start:start + EVAL_BATCH])
         target = y[start:start + EVAL_BATCH]
-        loss += F.cross_entropy(logits, target, reduction="sum")
-        correct += (logits.argmax(1) == target).sum()
+        loss += scorer.loss(scores, target, reduction="sum")
+        correct += (scores.argmax(1) == target).sum()
     return loss.item() / len(x), correct.item() / len(x)
 
 
-def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
+def fit(net: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
         progress: bool = True) -> History:
     """Train ``net`` in place and return its :class:`History`."""
@@ -72,11 +92,12 @@ def fit(net: SpecNet, train: tuple[np.ndarray, np.ndarray],
 class _Run:
     """One training run: data on the device, optimizer, callbacks and the History being written."""
 
-    def __init__(self, net: SpecNet, train: tuple[np.ndarray, np.ndarray],
+    def __init__(self, net: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
                  validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
                  device: torch.device) -> None:
         torch.manual_seed(config.seed)
         self.net, self.config, self.device = net.to(device), config, device
+        self.scorer = Scorer(net)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.x, self.y = _on_device(train, device)
         self.validation = _on_device(validation, device) if validation is not None else None
@@ -103,7 +124,7 @@ class _Run:
                 with bar:
                     metrics = self.train_epoch(bar)
                     if self.validation is not None:
-                        metrics["val_loss"], metrics["val_accuracy"] = measure(self.net, *self.validation)
+                        metrics["val_loss"], metrics["val_accuracy"] = measure(self.scorer, *self.validation)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()} | {"lr": f"{lr:.2g}"})
                 record = EpochRecord(epoch + 1, metrics["loss"], metrics["accuracy"], metrics.get("val_loss"),
                                      metrics.get("val_accuracy"), lr, time.perf_counter() - started)
@@ -132,8 +153,8 @@ class _Run:
             xb, yb = x[idx], y[idx]
             if self.config.augment:
                 xb = flip_and_crop(xb, self.generator)
-            logits = net.logits(xb)
-            loss = F.cross_entropy(logits, yb)
+            logits = self.scorer(xb)
+            loss = self.scorer.loss(logits, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

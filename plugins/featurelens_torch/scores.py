@@ -1,0 +1,48 @@
+"""Class scores from whatever a model returns, and the loss the trainer takes from them.
+
+Models users write return a tensor of logits, sometimes probabilities (a final softmax), a tuple
+whose first element is the scores, or a dict-like output with ``logits`` (Hugging Face models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from featurelens.backends import InputError
+
+
+def class_scores(output: Any) -> torch.Tensor:
+    """The (N, classes) tensor in a model's output."""
+    if isinstance(output, torch.Tensor):
+        scores = output
+    elif isinstance(output, Mapping) or hasattr(output, "logits"):
+        scores = output["logits"] if isinstance(output, Mapping) and "logits" in output else \
+            getattr(output, "logits", None)
+    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        scores = output[0]
+    else:
+        scores = None
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(output).__name__
+        raise InputError(f"the model returned {shape}; featurelens needs one row of class scores per image, "
+                         "(N, classes): a tensor, a tuple starting with it, or an output with .logits")
+    return scores
+
+
+def are_probabilities(scores: torch.Tensor) -> bool:
+    """Whether rows are non-negative and sum to 1 (a model ending in a softmax)."""
+    scores = scores.detach().float()
+    return bool(((scores >= 0) & (scores <= 1)).all()) and bool(
+        torch.allclose(scores.sum(1), torch.ones(len(scores), device=scores.device), atol=1e-4))
+
+
+def cross_entropy(scores: torch.Tensor, target: torch.Tensor, probabilities: bool,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of logits, or of probabilities (then on their clamped log)."""
+    if probabilities:
+        return F.nll_loss(torch.log(scores.float().clamp_min(1e-7)), target, reduction=reduction)
+    return F.cross_entropy(scores, target, reduction=reduction)
