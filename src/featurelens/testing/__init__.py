@@ -140,7 +140,8 @@ def assert_conforms(backend: str | Backend, cross_backend: bool = True) -> list[
 def summary(results: list[CheckResult]) -> str:
     """``N passed, N failed, N skipped`` for the lines above it."""
     count = {s: sum(r.status == s for r in results) for s in (PASSED, FAILED, SKIPPED)}
-    return f"{count[PASSED]} checks passed, {count[FAILED]} failed, {count[SKIPPED]} skipped"
+    noun = "check" if count[PASSED] == 1 else "checks"
+    return f"{count[PASSED]} {noun} passed, {count[FAILED]} failed, {count[SKIPPED]} skipped"
 
 
 __all__ = ["CHECKS", "Check", "CheckFailed", "CheckResult", "CheckSkipped", "KitContext", "assert_conforms",

@@ -7,6 +7,7 @@ A check is a function of a :class:`KitContext`; it returns a short success messa
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -331,6 +332,33 @@ def _expect_error(call: Callable[[], Any], error: type[BaseException], what: str
     raise CheckFailed(f"{what} raised nothing; expected {error.__name__}")
 
 
+# -- Capability.WRAP --------------------------------------------------------------------------------
+
+
+def check_native_weights(ctx: KitContext) -> str:
+    source = ctx.loaded()
+    expect(ctx.backend.accepts(source), "accepts() refuses the backend's own built model")
+    record = ctx.backend.architecture(source)
+    expect(isinstance(record, dict) and isinstance(record.get("class"), str),
+           f"architecture() must return a dict with a 'class' string, got {record!r}")
+    try:
+        json.dumps(record)
+    except (TypeError, ValueError) as exc:
+        raise CheckFailed(f"architecture() is not JSON-serialisable: {exc}") from exc
+    saved = ctx.backend.native_weights(source)
+    expect(bool(saved) and all(isinstance(v, np.ndarray) for v in saved.values()),
+           "native_weights() must return a non-empty dict of numpy arrays")
+    target = ctx.backend.build(ctx.spec, seed=3)
+    ctx.backend.load_native_weights(target, saved, ctx.spec.input_shape)
+    same = np.array_equal(ctx.backend.predict(source, ctx.images), ctx.backend.predict(target, ctx.images))
+    expect(same, "a model given native_weights() of another predicts differently")
+    broken = dict(saved)
+    broken.pop(next(iter(broken)))
+    _expect_error(lambda: ctx.backend.load_native_weights(ctx.backend.build(ctx.spec), broken, ctx.spec.input_shape),
+                  FeaturelensError, "load_native_weights with a tensor missing")
+    return f"{len(saved)} native tensors move between two models exactly; a missing one is a clear error"
+
+
 # -- Capability.TRAIN -------------------------------------------------------------------------------
 
 
@@ -410,6 +438,8 @@ CHECKS: tuple[Check, ...] = (
           Capability.INTROSPECT, check_feature_maps_layout),
     Check("introspection_cleanup", "no hook or helper left attached after introspection, even when it fails",
           Capability.INTROSPECT, check_introspection_cleanup),
+    Check("native_weights", "users' models save and load through native_weights, with a JSON architecture record",
+          Capability.WRAP, check_native_weights),
     Check("training_history", "a short fit returns a complete History", Capability.TRAIN, check_training_history),
     Check("early_stopping", "early stopping stops exactly where Keras's EarlyStopping does", Capability.TRAIN,
           check_early_stopping),
