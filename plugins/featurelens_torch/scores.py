@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from featurelens.backends import InputError
+from featurelens.backends import InputError, looks_like_probabilities
 
 
 def class_scores(output: Any) -> torch.Tensor:
@@ -34,10 +34,8 @@ def class_scores(output: Any) -> torch.Tensor:
 
 
 def are_probabilities(scores: torch.Tensor) -> bool:
-    """Whether rows are non-negative and sum to 1 (a model ending in a softmax)."""
-    scores = scores.detach().float()
-    return bool(((scores >= 0) & (scores <= 1)).all()) and bool(
-        torch.allclose(scores.sum(1), torch.ones(len(scores), device=scores.device), atol=1e-4))
+    """Whether rows are probabilities (a model ending in a softmax) rather than logits."""
+    return looks_like_probabilities(scores.detach().float().cpu().numpy())
 
 
 def cross_entropy(scores: torch.Tensor, target: torch.Tensor, probabilities: bool,

@@ -34,13 +34,19 @@ class Evaluation:
                 "per_class_accuracy": self.per_class_accuracy, "confusion": self.confusion.tolist()}
 
 
+def looks_like_probabilities(rows: np.ndarray) -> bool:
+    """Whether every row is in [0, 1] and sums to 1 (a model ending in a softmax), not logits."""
+    rows = np.asarray(rows, np.float64)
+    return bool(((rows >= 0) & (rows <= 1)).all() and np.allclose(rows.sum(axis=1), 1, atol=1e-4))
+
+
 def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     """Model outputs as probabilities: kept if they already are (rows in [0, 1] summing to 1),
     otherwise taken as logits and passed through a softmax. For models users built themselves."""
     outputs = np.asarray(outputs, np.float32)
     if outputs.size == 0:
         return outputs
-    if ((outputs >= 0) & (outputs <= 1)).all() and np.allclose(outputs.sum(axis=1), 1, atol=1e-4):
+    if looks_like_probabilities(outputs):
         return outputs
     shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
     return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -30,7 +30,7 @@ from featurelens.backends.registry import (
 from featurelens.callbacks import EarlyStopper, LRReducer, mode_for
 from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
 from featurelens.errors import BackendError, ConfigError, DataError, FeaturelensError, InputError, SpecError
-from featurelens.evaluation import as_probabilities
+from featurelens.evaluation import as_probabilities, looks_like_probabilities
 from featurelens.history import EpochRecord, History
 from featurelens.spec import LayerSpec, ModelSpec
 from featurelens.weights import BN_PARAMS, canonical_shapes
@@ -41,6 +41,6 @@ __all__ = [
     "FeaturelensError", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
     "LayerSpec", "ModelSpec", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
     "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "as_probabilities",
-    "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl",
+    "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities",
     "mode_for", "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]
