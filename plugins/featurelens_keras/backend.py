@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
-from featurelens_keras import introspect, io, train
+from featurelens_keras import introspect, io, native, train
 from featurelens_keras.build import build_model
 
 
@@ -28,9 +28,9 @@ class KerasBackend(Backend):
     def build(self, spec: ModelSpec, seed: int = 0) -> keras.Model:
         return build_model(spec, seed)
 
-    def fit(self, native: keras.Model, spec: ModelSpec, train_data, validation, config: TrainConfig,
+    def fit(self, native: keras.Model, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
             progress: bool = True) -> History:
-        return train.fit(native, train_data, validation, config, progress=progress)
+        return train.fit(native, train_data, validation, config, progress=progress, spec_built=spec is not None)
 
     def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(images) == 0:
@@ -51,7 +51,7 @@ class KerasBackend(Backend):
         return isinstance(native, keras.Model)
 
     def layers(self, native: keras.Model, input_shape: tuple[int, int, int]) -> list[LayerInfo]:
-        return introspect.layers(native)
+        return introspect.layers(native, input_shape)
 
     def filters(self, native: keras.Model, layer: str) -> np.ndarray:
         return introspect.filters(native, layer)
@@ -59,3 +59,21 @@ class KerasBackend(Backend):
     def feature_maps(self, native: keras.Model, images: np.ndarray, layers: list[str] | None,
                      batch_size: int = 64):
         return introspect.feature_maps(native, images, layers, batch_size)
+
+    def attachments(self, native: keras.Model) -> list[str]:
+        return introspect.attached(native)
+
+    # -- models users built (Capability.WRAP): weights in order, Keras's JSON config -----------------
+
+    def native_weights(self, native_model: keras.Model) -> dict[str, np.ndarray]:
+        return native.native_weights(native_model)
+
+    def load_native_weights(self, native_model: keras.Model, weights: dict[str, np.ndarray],
+                            input_shape: tuple[int, int, int]) -> None:
+        native.load_native_weights(native_model, weights, input_shape)
+
+    def architecture(self, native_model: keras.Model) -> dict:
+        return native.architecture(native_model)
+
+    def rebuild(self, architecture: dict) -> keras.Model:
+        return native.rebuild(architecture)

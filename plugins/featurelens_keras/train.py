@@ -16,7 +16,7 @@ import time
 import keras
 import numpy as np
 
-from featurelens.backends import EpochRecord, History, TrainConfig, mode_for
+from featurelens.backends import EpochRecord, History, TrainConfig, looks_like_probabilities, mode_for
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -79,10 +79,22 @@ class EpochRecorder(keras.callbacks.Callback):
                                        get("val_accuracy"), self._lr, time.perf_counter() - self._start))
 
 
+def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
+    """Whether the model's rows are probabilities (it ends in a softmax) rather than logits."""
+    return looks_like_probabilities(keras.ops.convert_to_numpy(model(x[:8], training=False)))
+
+
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
-        validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig, progress: bool = True) -> History:
+        validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig, progress: bool = True,
+        spec_built: bool = True) -> History:
+    """Train with ``model.fit``; a user's model (``spec_built=False``) may output logits or
+    probabilities, and is compiled with the matching loss (its own compile settings are replaced)."""
     keras.utils.set_random_seed(config.seed)
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    loss: str | keras.losses.Loss = "sparse_categorical_crossentropy"  # spec-built models end in a softmax
+    if not spec_built:
+        logits = not outputs_probabilities(model, np.asarray(train[0][:8], np.float32))
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=["accuracy"])
     es_cfg, rl_cfg = config.early_stopping, config.reduce_lr
     history = History(monitor=config.monitor(validation is not None), backend="keras", device=keras.backend.backend())
     callbacks: list[keras.callbacks.Callback] = [EpochRecorder(history)]
