@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import featurelens as fl
 from featurelens.data.cifar10 import CLASS_NAMES, FOLDER
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -109,3 +110,15 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def fit_data() -> tuple[np.ndarray, np.ndarray]:
+    """160 learnable synthetic images, 16 per class, for training users' own models."""
+    labels = np.tile(np.arange(10), 16)
+    return synthetic_images(labels), labels
+
+
+def short_cpu_config(**changes):
+    """A 3-epoch CPU TrainConfig (batch 32) with ``changes`` applied."""
+    return fl.TrainConfig(**{"epochs": 3, "batch_size": 32, "device": "cpu", **changes})

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import synthetic_images
+from conftest import short_cpu_config as config
 
 import featurelens as fl
 
@@ -31,19 +31,9 @@ class Subclassed(keras.Model):
         return self.out(self.pool(self.conv(x)))
 
 
-@pytest.fixture(scope="module")
-def data():
-    labels = np.tile(np.arange(10), 16)
-    return synthetic_images(labels), labels
-
-
-def config(**changes):
-    return fl.TrainConfig(**{"epochs": 3, "batch_size": 32, "device": "cpu", **changes})
-
-
 @pytest.mark.parametrize("softmax", [True, False], ids=["probabilities", "logits"])
-def test_an_unbuilt_sequential_trains_saves_and_rebuilds(data, tmp_path, softmax):
-    x, y = data
+def test_an_unbuilt_sequential_trains_saves_and_rebuilds(fit_data, tmp_path, softmax):
+    x, y = fit_data
     model = fl.fit(sequential(softmax), x, y, config(augment=True), progress=False)
     assert model.backend.name == "keras" and isinstance(model, fl.WrappedModel)
     h = model.history
@@ -57,8 +47,8 @@ def test_an_unbuilt_sequential_trains_saves_and_rebuilds(data, tmp_path, softmax
     np.testing.assert_allclose(again.predict(x[:16]), model.predict(x[:16]), atol=1e-6)
 
 
-def test_a_subclassed_model_trains_and_loads_with_its_class(data, tmp_path):
-    x, y = data
+def test_a_subclassed_model_trains_and_loads_with_its_class(fit_data, tmp_path):
+    x, y = fit_data
     model = fl.fit(Subclassed(), x, y, config(epochs=2), progress=False)
     folder = model.save(tmp_path / "sub")
     with pytest.raises(fl.BackendError, match="pass the model"):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import synthetic_images
+from conftest import short_cpu_config as config
 
 import featurelens as fl
 
@@ -27,19 +27,9 @@ class SmallNet(nn.Module):
         return out.softmax(1) if self.softmax else out
 
 
-@pytest.fixture(scope="module")
-def data():
-    labels = np.tile(np.arange(10), 16)
-    return synthetic_images(labels), labels
-
-
-def config(**changes):
-    return fl.TrainConfig(**{"epochs": 3, "batch_size": 32, "device": "cpu", **changes})
-
-
-def test_a_users_module_trains_with_the_full_recipe(data):
+def test_a_users_module_trains_with_the_full_recipe(fit_data):
     torch.manual_seed(0)
-    x, y = data
+    x, y = fit_data
     model = fl.fit(SmallNet(), x, y, config(augment=True), class_names=[f"c{i}" for i in range(10)], progress=False)
     assert isinstance(model, fl.WrappedModel) and model.backend.name == "torch"
     h = model.history
@@ -50,8 +40,8 @@ def test_a_users_module_trains_with_the_full_recipe(data):
     assert [i.name for i in model.layers()][:2] == ["features.0", "features.1"]
 
 
-def test_logits_and_probabilities_train_alike(data):
-    x, y = data
+def test_logits_and_probabilities_train_alike(fit_data):
+    x, y = fit_data
     results = []
     for softmax in (False, True):
         torch.manual_seed(0)
@@ -59,8 +49,8 @@ def test_logits_and_probabilities_train_alike(data):
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4)
 
 
-def test_early_stopping_and_lr_reduction_hold_for_user_models(data):
-    x, y = data
+def test_early_stopping_and_lr_reduction_hold_for_user_models(fit_data):
+    x, y = fit_data
     stop = fl.EarlyStopping(monitor="loss", patience=1, min_delta=1e9, restore_best_weights=True)
     h = fl.fit(SmallNet(), x, y, config(epochs=5, early_stopping=stop), progress=False).history
     assert len(h.epochs) == 2 and h.stop_reason == "early_stopping" and h.restored_best_weights
@@ -69,8 +59,8 @@ def test_early_stopping_and_lr_reduction_hold_for_user_models(data):
     assert h.lr_reductions == [3]
 
 
-def test_save_and_load_with_the_users_class(data, tmp_path):
-    x, y = data
+def test_save_and_load_with_the_users_class(fit_data, tmp_path):
+    x, y = fit_data
     torch.manual_seed(1)
     model = fl.fit(SmallNet(), x, y, config(), progress=False)
     folder = model.save(tmp_path / "mine")
@@ -90,8 +80,8 @@ def test_save_and_load_with_the_users_class(data, tmp_path):
             fl.load_model(folder, backend="keras")
 
 
-def test_bad_arguments_are_explained(data):
-    x, y = data
+def test_bad_arguments_are_explained(fit_data):
+    x, y = fit_data
     with pytest.raises(fl.InputError, match="returns 10 scores per image but 3 class names"):
         fl.fit(SmallNet(), x, y, config(), class_names=["a", "b", "c"], progress=False)
     with pytest.raises(fl.InputError, match="labels must be in 0..3"):

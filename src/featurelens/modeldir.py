@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,47 +75,14 @@ class FolderContents:
         return self.spec is None
 
 
-def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
-                 spec: ModelSpec, weights: dict[str, np.ndarray], normalization: Normalization,
-                 class_names: tuple[str, ...], history: History | None,
-                 train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
-    """Write a model folder atomically; see the module docstring for the layout."""
-    folder = Path(folder)
-    meta: dict[str, Any] = {
+def _meta(kind_fields: dict[str, Any], *, backend: str, backend_versions: dict[str, str],
+          normalization: Normalization, class_names: tuple[str, ...] | None,
+          train_config: dict[str, Any] | None) -> dict[str, Any]:
+    return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        **kind_fields,
         "backend": backend,
-        "spec": spec.to_dict(),
-        "class_names": list(class_names),
-        "normalization": normalization.to_dict(),
-        "train_config": train_config,
-        "versions": {"featurelens": __version__, "python": platform.python_version(),
-                     "numpy": np.__version__, **backend_versions},
-        "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "weights": WEIGHTS_FILE,
-    }
-    with atomic_dir(folder, overwrite=overwrite) as tmp:
-        save_weights(tmp / WEIGHTS_FILE, spec, weights)
-        if history is not None:
-            history.save(tmp / HISTORY_FILE)
-        write_json(tmp / META_FILE, meta)
-    return folder
-
-
-def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
-                         architecture: dict[str, Any], input_shape: tuple[int, int, int],
-                         weights: dict[str, np.ndarray], normalization: Normalization,
-                         class_names: tuple[str, ...] | None, history: History | None,
-                         train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
-    """Write a user-built model's folder atomically: native weight names, architecture record."""
-    folder = Path(folder)
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "kind": WRAPPED_KIND,
-        "backend": backend,
-        "architecture": architecture,
-        "input_shape": list(input_shape),
         "class_names": list(class_names) if class_names is not None else None,
         "normalization": normalization.to_dict(),
         "train_config": train_config,
@@ -123,13 +91,43 @@ def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backen
         "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "weights": WEIGHTS_FILE,
     }
-    arrays = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+
+
+def _write(folder: Path, meta: dict[str, Any], write_weights: Callable[[Path], None], history: History | None,
+           overwrite: bool) -> Path:
     with atomic_dir(folder, overwrite=overwrite) as tmp:
-        save_file(arrays, str(tmp / WEIGHTS_FILE), metadata={"format": "featurelens-native", "backend": backend})
+        write_weights(tmp / WEIGHTS_FILE)
         if history is not None:
             history.save(tmp / HISTORY_FILE)
         write_json(tmp / META_FILE, meta)
     return folder
+
+
+def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
+                 spec: ModelSpec, weights: dict[str, np.ndarray], normalization: Normalization,
+                 class_names: tuple[str, ...], history: History | None,
+                 train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+    """Write a model folder atomically; see the module docstring for the layout."""
+    meta = _meta({"spec": spec.to_dict()}, backend=backend, backend_versions=backend_versions,
+                 normalization=normalization, class_names=class_names, train_config=train_config)
+    return _write(Path(folder), meta, lambda path: save_weights(path, spec, weights), history, overwrite)
+
+
+def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
+                         architecture: dict[str, Any], input_shape: tuple[int, int, int],
+                         weights: dict[str, np.ndarray], normalization: Normalization,
+                         class_names: tuple[str, ...] | None, history: History | None,
+                         train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+    """Write a user-built model's folder atomically: native weight names, architecture record."""
+    meta = _meta({"kind": WRAPPED_KIND, "architecture": architecture, "input_shape": list(input_shape)},
+                 backend=backend, backend_versions=backend_versions, normalization=normalization,
+                 class_names=class_names, train_config=train_config)
+    arrays = {k: np.ascontiguousarray(v) for k, v in weights.items()}
+
+    def write_weights(path: Path) -> None:
+        save_file(arrays, str(path), metadata={"format": "featurelens-native", "backend": backend})
+
+    return _write(Path(folder), meta, write_weights, history, overwrite)
 
 
 def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
