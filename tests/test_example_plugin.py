@@ -22,7 +22,7 @@ from featurelens.testing import CHECKS
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "featurelens-numpy"
 PACKAGE = "featurelens_numpy"
-UNDECLARED = {c.name for c in CHECKS if c.capability in (Capability.TRAIN, Capability.WRAP)}
+UNDECLARED = {c.name for c in CHECKS if c.capability in (Capability.TRAIN, Capability.WRAP, Capability.GRADIENTS)}
 
 
 def _example_modules() -> list[str]:

@@ -5,14 +5,23 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
-from featurelens_keras import introspect, io, native, train
+from featurelens.backends import (
+    Backend,
+    Capability,
+    Gradients,
+    History,
+    LayerInfo,
+    ModelSpec,
+    TrainConfig,
+    as_probabilities,
+)
+from featurelens_keras import gradients, introspect, io, native, train
 from featurelens_keras.build import build_model
 
 
 class KerasBackend(Backend):
     name = "keras"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
 
     @property
     def keras_backend(self) -> str:
@@ -62,6 +71,12 @@ class KerasBackend(Backend):
 
     def attachments(self, native: keras.Model) -> list[str]:
         return introspect.attached(native)
+
+    def value_and_grad(self, native: keras.Model, images: np.ndarray, objective, *, layer: str | None = None,
+                       wrt_input: bool = True, batch_size: int = 64) -> Gradients:
+        """On JAX (``jax.value_and_grad``) and torch (``torch.autograd``); see :mod:`featurelens_keras.gradients`."""
+        return gradients.value_and_grad(native, images, objective, layer=layer, wrt_input=wrt_input,
+                                        batch_size=batch_size)
 
     # -- models users built (Capability.WRAP): weights in order, Keras's JSON config -----------------
 

@@ -269,6 +269,11 @@ class _Run:
         if tensor is not None and ((self.keep is not None and path in self.keep) or (self.keep_listed and listed)):
             self.outputs[path] = (tensor, channels_first)
 
+    def substitute(self, path: str, out: Any) -> Any:
+        """What the model goes on with after the call recorded as ``path``: ``out`` itself (the
+        gradients module replaces one layer's output, see :mod:`featurelens_keras.gradients`)."""
+        return out
+
     def note(self, tensor: Any, channels_first: bool) -> None:
         if tensor is not None:
             self._layouts[id(tensor)] = (tensor, channels_first)  # holds the tensor: ids stay unique
@@ -310,6 +315,7 @@ def _execute(op: Any, args: Any, kwargs: dict[str, Any], path: str, run: _Run, c
         out = _call(op, args, kwargs)
         last = _layout(op, channels_first)
     if path:
+        out = run.substitute(path, out)
         run.record(path, op, out, last, kind is None)
     return out, last
 
@@ -343,8 +349,10 @@ def _recording_call(layer: Any, original: Callable[..., Any], path: str, listed:
         out = original(*args, **kwargs)
         if not _symbolic(out):
             last = _layout(layer, run.layout(_first_tensor((args, kwargs)), False))
+            key = run.counter(path)
+            out = run.substitute(key, out)
             run.note(_first_tensor(out), last)
-            run.record(run.counter(path), layer, out, last, listed)
+            run.record(key, layer, out, last, listed)
         return out
 
     setattr(call, _MARK, path)

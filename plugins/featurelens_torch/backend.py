@@ -5,14 +5,23 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from featurelens.backends import Backend, Capability, History, LayerInfo, ModelSpec, TrainConfig, as_probabilities
-from featurelens_torch import introspect, io, native, train
+from featurelens.backends import (
+    Backend,
+    Capability,
+    Gradients,
+    History,
+    LayerInfo,
+    ModelSpec,
+    TrainConfig,
+    as_probabilities,
+)
+from featurelens_torch import gradients, introspect, io, native, train
 from featurelens_torch.build import SpecNet, build_net
 
 
 class TorchBackend(Backend):
     name = "torch"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -70,6 +79,11 @@ class TorchBackend(Backend):
 
     def attachments(self, native: torch.nn.Module) -> list[str]:
         return introspect.attached_hooks(native)
+
+    def value_and_grad(self, native: torch.nn.Module, images: np.ndarray, objective, *, layer: str | None = None,
+                       wrt_input: bool = True, batch_size: int = 64) -> Gradients:
+        return gradients.value_and_grad(native, images, objective, layer=layer, wrt_input=wrt_input,
+                                        batch_size=batch_size)
 
     # -- models users built (Capability.WRAP): their own weight names, no pickle --------------------
 

@@ -2,7 +2,9 @@
 
 A plugin imports ``featurelens`` and ``featurelens.backends`` and nothing else of featurelens;
 the built-in PyTorch and Keras backends are held to that by a test. Here are the contract
-(:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the dataset
+(:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the objectives
+of :meth:`Backend.value_and_grad` (:class:`ClassScore`, :class:`ChannelMean`, :class:`Unit`) and its
+result (:class:`Gradients`), the dataset
 entry (:class:`DatasetEntry`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
@@ -16,6 +18,7 @@ from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
 from featurelens.backends.layers import LayerInfo, LayerNotFoundError, unknown_layer
+from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Objective, Unit
 from featurelens.backends.registry import (
     BackendStatus,
     PluginFailure,
@@ -36,11 +39,11 @@ from featurelens.spec import LayerSpec, ModelSpec
 from featurelens.weights import BN_PARAMS, canonical_shapes
 
 __all__ = [
-    "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability",
-    "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochRecord",
-    "FeaturelensError", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
-    "LayerSpec", "ModelSpec", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
-    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "as_probabilities",
+    "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability", "ChannelMean",
+    "ClassScore", "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochRecord",
+    "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
+    "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
+    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities",
     "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities",
     "mode_for", "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]

@@ -10,8 +10,9 @@ Every backend implements the core methods. What else it can do it declares in
 :attr:`Backend.capabilities`, so the core and the conformance kit (:mod:`featurelens.testing`) know
 what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT` (``layers``,
 ``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts`` and the
-native-weights methods: models users built with the framework). A backend with both ``TRAIN`` and
-``WRAP`` trains users' own models too: ``fit`` then receives ``spec=None``.
+native-weights methods: models users built with the framework) and :attr:`Capability.GRADIENTS`
+(``value_and_grad``: gradients of declarative objectives, for attribution methods). A backend with
+both ``TRAIN`` and ``WRAP`` trains users' own models too: ``fit`` then receives ``spec=None``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from featurelens.backends.layers import LayerInfo
 from featurelens.errors import BackendError
 
 if TYPE_CHECKING:
+    from featurelens.backends.objectives import Gradients, Objective
     from featurelens.config import TrainConfig
     from featurelens.history import History
     from featurelens.spec import ModelSpec
@@ -43,6 +45,8 @@ class Capability(str, enum.Enum):
     """``layers``, ``filters``, ``feature_maps`` and ``attachments``."""
     WRAP = "wrap"
     """``accepts``: inspecting models users built with the framework (:func:`featurelens.wrap`)."""
+    GRADIENTS = "gradients"
+    """``value_and_grad``: objective values and their gradients w.r.t. the input and a layer."""
 
     def __str__(self) -> str:
         return self.value
@@ -171,6 +175,41 @@ class Backend(abc.ABC):
         anything to a model keep this default.
         """
         return []
+
+    # -- Capability.GRADIENTS (see featurelens.backends.objectives) ---------------------------------
+
+    def value_and_grad(self, native: Any, images: np.ndarray, objective: Objective, *, layer: str | None = None,
+                       wrt_input: bool = True, batch_size: int = 64) -> Gradients:
+        """Each image's ``objective`` value and its gradients, as a :class:`~featurelens.backends.Gradients`.
+
+        ``images`` are normalized NHWC float32. ``objective`` is a
+        :class:`~featurelens.backends.ClassScore`, :class:`~featurelens.backends.ChannelMean` or
+        :class:`~featurelens.backends.Unit`; every image has its own value (``values``, (N,)
+        float32), and the gradients are those of each image's value:
+
+        - with ``wrt_input``, ``input_grad`` (N, H, W, C): with respect to the image itself;
+        - with ``layer``, ``activations`` (that layer's output, as :meth:`feature_maps` gives it) and
+          ``layer_grad`` (same shape): with respect to those activations. ``layer`` is independent
+          of the objective's own layer: Grad-CAM asks for a :class:`ClassScore` with ``layer`` the
+          last conv layer. Layer names are those of :meth:`layers` (``name#2`` for a second call).
+
+        The model runs in inference mode (batch norm uses its statistics, dropout is the identity),
+        ``batch_size`` images at a time so memory stays bounded; the result does not depend on
+        ``batch_size``. Nothing is left behind: hooks or wrappers removed (:meth:`attachments` is
+        empty afterwards, even after a failure), ``requires_grad`` flags and the training mode
+        restored, no gradient accumulated in the model's parameters and no taped state kept.
+
+        A :class:`ClassScore` ``"logit"`` is, for spec-built models, the pre-softmax output of the
+        head; for a user's model returning logits, its output; for a user's model whose outputs are
+        probabilities (a final softmax), the log of the probability. ``"log_probability"`` is the
+        log-softmax of the logits (for probability outputs: the log of the probability).
+
+        Unknown layers raise :class:`~featurelens.backends.LayerNotFoundError`; images of the wrong
+        shape, targets of the wrong length or out of range, a channel or position outside the
+        layer's output raise :class:`~featurelens.InputError`.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not compute gradients: it does not declare the "
+                                  f"{Capability.GRADIENTS.value!r} capability")
 
 
 @dataclass(frozen=True)

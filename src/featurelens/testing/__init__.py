@@ -49,7 +49,7 @@ class CheckResult:
 
     def line(self) -> str:
         """``PASSED  name  message``: what ``featurelens check-backend`` prints."""
-        return f"{self.status.upper():<7} {self.check:<22} {self.message} ({self.seconds:.1f} s)"
+        return f"{self.status.upper():<7} {self.check:<31} {self.message} ({self.seconds:.1f} s)"
 
 
 def _find(name: str) -> Check:

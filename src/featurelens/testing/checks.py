@@ -18,9 +18,10 @@ import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerNotFoundError
+from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Unit
 from featurelens.backends.registry import Registry
 from featurelens.compare import relative_difference
-from featurelens.errors import FeaturelensError
+from featurelens.errors import FeaturelensError, InputError
 from featurelens.history import STOP_REASONS, History
 from featurelens.model import SpecModel, load_model
 from featurelens.normalization import Normalization
@@ -415,6 +416,163 @@ def check_cpu_determinism(ctx: KitContext) -> str:
     return "two CPU runs with the same seed end with bit-identical weights and losses"
 
 
+# -- Capability.GRADIENTS ---------------------------------------------------------------------------
+
+#: Central finite differences of float32 forward passes against backend gradients (relative).
+FINITE_DIFFERENCE_TOLERANCE = 2e-2
+FINITE_DIFFERENCE_EPS = 1e-2
+#: Gradients of the same folder in two backends (relative difference).
+GRADIENT_CROSS_BACKEND_TOLERANCE = 1e-4
+
+
+def _gradient_objectives(ctx: KitContext) -> list[tuple[Any, str | None]]:
+    n = 3
+    return [(ClassScore(tuple(int(i) % ctx.spec.num_classes for i in range(n))), "block2_conv1"),
+            (ClassScore(tuple((int(i) + 1) % ctx.spec.num_classes for i in range(n)), "log_probability"), None),
+            (ChannelMean("block1_conv2", 2), "block1_conv2"),
+            (Unit("block2_conv1", 3, 2, 1), "block1_relu2"),
+            (Unit("dense1", 5), "flatten")]
+
+
+def _objective_of(ctx: KitContext, native: Any, images: np.ndarray, objective: Any) -> np.ndarray:
+    """The objective's values computed from predict or feature_maps (float64)."""
+    if isinstance(objective, ClassScore):
+        logits = _logits_from_maps(ctx, native, images)
+        if objective.kind == "log_probability":
+            logits = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) \
+                - logits.max(1, keepdims=True)
+        return logits[np.arange(len(images)), objective.target_array]
+    maps = np.concatenate([b[objective.layer] for b in ctx.backend.feature_maps(native, images, [objective.layer])])
+    maps = maps.astype(np.float64)
+    if isinstance(objective, ChannelMean):
+        return maps[..., objective.channel] if maps.ndim == 2 else maps[..., objective.channel].mean(axis=(1, 2))
+    return maps[:, objective.channel] if maps.ndim == 2 else maps[:, objective.y, objective.x, objective.channel]
+
+
+def _logits_from_maps(ctx: KitContext, native: Any, images: np.ndarray) -> np.ndarray:
+    """The spec's pre-softmax head output: the input of the last (softmax) layer."""
+    head = ctx.spec.layer_names()[-2]
+    return np.concatenate([b[head] for b in ctx.backend.feature_maps(native, images, [head])]).astype(np.float64)
+
+
+def check_gradients_finite_difference(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    images = ctx.images[:3]
+    rng = np.random.default_rng(0)
+    n, h, w, c = images.shape
+    worst_value = worst_grad = 0.0
+    for objective, layer in _gradient_objectives(ctx):
+        what = f"{type(objective).__name__}" + (f"({objective.layer!r})" if hasattr(objective, "layer") else "")
+        g = ctx.backend.value_and_grad(native, images, objective, layer=layer, batch_size=2)
+        expect(isinstance(g, Gradients), f"value_and_grad returned {type(g).__name__}, not Gradients")
+        expect(isinstance(g.values, np.ndarray) and g.values.shape == (n,) and g.values.dtype == np.float32,
+               f"{what}: values must be (N,) float32, got {getattr(g.values, 'shape', None)}")
+        expect(isinstance(g.input_grad, np.ndarray) and g.input_grad.shape == images.shape
+               and g.input_grad.dtype == np.float32,
+               f"{what}: input_grad must be (N, H, W, C) = {images.shape} float32, got "
+               f"{getattr(g.input_grad, 'shape', None)}")
+        input_grad: np.ndarray = g.input_grad  # type: ignore[assignment]
+        want = _objective_of(ctx, native, images, objective)
+        diff = relative_difference(g.values, want)
+        worst_value = max(worst_value, diff)
+        expect(diff <= CROSS_BACKEND_TOLERANCE, f"{what}: values differ from predict/feature_maps by {diff:.3g}")
+        for _ in range(4):
+            i, y, x, ch = (int(rng.integers(s)) for s in (n, h, w, c))
+            plus, minus = images[i:i + 1].copy(), images[i:i + 1].copy()
+            plus[0, y, x, ch] += FINITE_DIFFERENCE_EPS
+            minus[0, y, x, ch] -= FINITE_DIFFERENCE_EPS
+            single = ClassScore(objective.target_array[i:i + 1], objective.kind) \
+                if isinstance(objective, ClassScore) else objective
+            fd = float((_objective_of(ctx, native, plus, single) - _objective_of(ctx, native, minus, single))[0]
+                       / (2 * FINITE_DIFFERENCE_EPS))
+            got = float(input_grad[i, y, x, ch])
+            scale = max(float(np.abs(input_grad[i]).max()), 1e-6)
+            err = abs(got - fd) / scale
+            worst_grad = max(worst_grad, err)
+            expect(err <= FINITE_DIFFERENCE_TOLERANCE,
+                   f"{what}: input_grad[{i}, {y}, {x}, {ch}] = {got:.6g}, central finite differences give {fd:.6g} "
+                   f"(error {err:.3g} of the image's largest gradient; tolerance {FINITE_DIFFERENCE_TOLERANCE})")
+        if layer is not None:
+            maps = np.concatenate([b[layer] for b in ctx.backend.feature_maps(native, images, [layer])])
+            expect(g.layer == layer, f"{what}: Gradients.layer is {g.layer!r}, expected {layer!r}")
+            expect(g.activations is not None and g.activations.shape == maps.shape and g.activations.dtype == np.float32
+                   and g.layer_grad is not None and g.layer_grad.shape == maps.shape,
+                   f"{what}: activations and layer_grad of {layer!r} must be float32 of shape {maps.shape} "
+                   "(as feature_maps gives them)")
+            diff = relative_difference(g.activations, maps)  # type: ignore[arg-type]
+            expect(diff <= REFERENCE_TOLERANCE, f"{what}: activations of {layer!r} differ from feature_maps by "
+                   f"{diff:.3g}")
+        if isinstance(objective, ChannelMean) and layer == objective.layer:
+            hh, ww = g.layer_grad.shape[1:3]  # type: ignore[union-attr]
+            want_grad = np.zeros_like(g.layer_grad)
+            want_grad[..., objective.channel] = 1.0 / (hh * ww)
+            expect(bool(np.allclose(g.layer_grad, want_grad, rtol=1e-5, atol=1e-7)),  # type: ignore[arg-type]
+                   f"{what}: the gradient of a channel's mean with respect to that layer must be 1/(h*w) = "
+                   f"{1 / (hh * ww):.4g} on channel {objective.channel} and 0 elsewhere")
+    return (f"{len(_gradient_objectives(ctx))} objectives: values equal predict/feature_maps (relative "
+            f"{worst_value:.1g}), input gradients equal finite differences (worst {worst_grad:.2g}), layer "
+            "activations and gradients as expected")
+
+
+def check_gradients_agree_across_backends(ctx: KitContext) -> str:
+    others = [o for o in ctx.others() if o.supports(Capability.GRADIENTS)]
+    if not others:
+        raise CheckSkipped("no other installed backend declares the 'gradients' capability" if ctx.cross_backend
+                           else "turned off")
+    native = ctx.loaded()
+    lines = []
+    for other in others:
+        theirs = other.build(ctx.spec, seed=0)
+        other.set_weights(theirs, {k: v.copy() for k, v in ctx.weights.items()})
+        worst = 0.0
+        for objective, layer in _gradient_objectives(ctx):
+            a = ctx.backend.value_and_grad(native, ctx.images[:3], objective, layer=layer)
+            b = other.value_and_grad(theirs, ctx.images[:3], objective, layer=layer)
+            pairs = [("values", a.values, b.values), ("input_grad", a.input_grad, b.input_grad)]
+            if layer is not None:
+                pairs += [("activations", a.activations, b.activations), ("layer_grad", a.layer_grad, b.layer_grad)]
+            for what, x, y in pairs:
+                diff = relative_difference(np.asarray(x), np.asarray(y))
+                worst = max(worst, diff)
+                expect(diff <= GRADIENT_CROSS_BACKEND_TOLERANCE,
+                       f"{type(objective).__name__}: {what} differ between {ctx.backend.name} and {other.name} by "
+                       f"{diff:.3g} (relative; tolerance {GRADIENT_CROSS_BACKEND_TOLERANCE})")
+        lines.append(f"{other.name} (relative difference {worst:.1g})")
+    return "the same weights give the same values and gradients in " + ", ".join(lines)
+
+
+def check_gradients_cleanup(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    before = ctx.backend.predict(native, ctx.images)
+    images = ctx.images[:3]
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("value_and_grad(ClassScore, layer=...)", lambda: ctx.backend.value_and_grad(
+            native, images, ClassScore((0, 1, 2)), layer="block2_conv1")),
+        ("value_and_grad(ChannelMean, wrt_input=False)", lambda: ctx.backend.value_and_grad(
+            native, images, ChannelMean("block1_relu1", 0), layer="block1_relu1", wrt_input=False)),
+        ("value_and_grad of an unknown layer (fails)", lambda: _expect_error(lambda: ctx.backend.value_and_grad(
+            native, images, ChannelMean("no_such_layer", 0)), LayerNotFoundError,
+            "value_and_grad of an unknown objective layer")),
+        ("value_and_grad with an unknown gradient layer (fails)", lambda: _expect_error(
+            lambda: ctx.backend.value_and_grad(native, images, ClassScore((0, 1, 2)), layer="nope"),
+            LayerNotFoundError, "value_and_grad with an unknown layer")),
+        ("value_and_grad with targets of the wrong length (fails)", lambda: _expect_error(
+            lambda: ctx.backend.value_and_grad(native, images, ClassScore((0, 1))), InputError,
+            "value_and_grad with 2 targets for 3 images")),
+    ]
+    for what, step in steps:
+        step()
+        left = ctx.backend.attachments(native)
+        expect(not left, f"after {what}, still attached: {'; '.join(map(str, left[:3]))}")
+    after = ctx.backend.predict(native, ctx.images)
+    expect(np.array_equal(before, after), "value_and_grad changed what the model predicts (a mode, a hook or "
+           "weights left changed?)")
+    weights = ctx.backend.get_weights(native)
+    changed = [k for k, v in ctx.weights.items() if not np.array_equal(np.asarray(weights[k]), v)]
+    expect(not changed, f"value_and_grad changed the weights {changed[:3]}")
+    return f"nothing attached after {len(steps)} value_and_grad calls (3 failing); predictions and weights unchanged"
+
+
 #: Every check of the kit, in the order ``featurelens check-backend`` runs them.
 CHECKS: tuple[Check, ...] = (
     Check("registration", "the backend loads under its entry's name with valid capabilities and versions",
@@ -438,6 +596,13 @@ CHECKS: tuple[Check, ...] = (
           Capability.INTROSPECT, check_feature_maps_layout),
     Check("introspection_cleanup", "no hook or helper left attached after introspection, even when it fails",
           Capability.INTROSPECT, check_introspection_cleanup),
+    Check("gradients_finite_difference", "value_and_grad values equal predict/feature_maps, input gradients equal "
+          "central finite differences, layer activations and gradients as expected", Capability.GRADIENTS,
+          check_gradients_finite_difference),
+    Check("gradients_agree_across_backends", "every other backend declaring gradients gives the same values and "
+          "gradients for the same weights", Capability.GRADIENTS, check_gradients_agree_across_backends),
+    Check("gradients_cleanup", "nothing left attached and predictions unchanged after value_and_grad, even when it "
+          "fails", Capability.GRADIENTS, check_gradients_cleanup),
     Check("native_weights", "users' models save and load through native_weights, with a JSON architecture record",
           Capability.WRAP, check_native_weights),
     Check("training_history", "a short fit returns a complete History", Capability.TRAIN, check_training_history),
