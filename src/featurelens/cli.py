@@ -1,4 +1,4 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, convert, compare, demo."""
+"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, convert, compare, demo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurelens import cli_data, testing
+from featurelens import cli_data, cli_explain, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.compare import check_comparable, feature_map_differences
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL_DIR/figures)")
     p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
     _add_data_args(p)
+
+    cli_explain.add_parser(sub, _add_data_args)
 
     p = sub.add_parser("convert", help="the same model on another backend (weights, statistics, history)")
     p.add_argument("model_dir", type=Path)
@@ -256,6 +258,10 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    return cli_explain.cmd_explain(args, _load_data)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
@@ -320,7 +326,7 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
     if args.list:
         for check in testing.CHECKS:
             needs = f" [{check.capability.value}]" if check.capability else ""
-            print(f"{check.name:<24} {check.description}{needs}")
+            print(f"{check.name:<32} {check.description}{needs}")
         return 0
     results = testing.check_backend(args.backend, only=args.only, cross_backend=not args.no_cross_backend,
                                     on_result=lambda r: print(r.line(), flush=True))
@@ -330,7 +336,7 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
 
 COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
             "spec": _cmd_spec, "train": _cmd_train,
-            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "convert": _cmd_convert,
+            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "convert": _cmd_convert,
             "compare": _cmd_compare, "demo": _cmd_demo}
 
 

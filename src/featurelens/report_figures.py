@@ -6,13 +6,15 @@ Each function sees a :class:`~featurelens.backends.ReportContext` and hands arra
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from featurelens import explain as ex
 from featurelens import visualize as viz
-from featurelens.backends import Panel, ReportContext, ReportFigure, hookimpl
+from featurelens.backends import Capability, Panel, ReportContext, ReportFigure, hookimpl
 from featurelens.backends.figures import FigureResult
 from featurelens.evaluation import evaluate_probabilities
 
@@ -76,6 +78,53 @@ def mistakes(ctx: ReportContext) -> Figure | None:
                                   ctx.probabilities[wrong], ctx.class_names, title="The most confident mistakes")
 
 
+EXPLAINED = 8  # images per explanation figure: Grad-CAM and saliency cost one backward pass each
+
+
+def _explainable(ctx: ReportContext) -> bool:
+    """Gradient methods need the backend's gradients and a conv layer for Grad-CAM."""
+    model = ctx.model
+    return (model.backend.supports(Capability.GRADIENTS) and model.backend.supports(Capability.INTROSPECT)
+            and bool(model.conv_layers()))
+
+
+def _labelled(ctx: ReportContext, indices: np.ndarray) -> list[str]:
+    predicted = ctx.probabilities[indices].argmax(axis=1)
+    return [f"true: {ctx.class_names[ctx.labels[i]]}\npred: {ctx.class_names[p]} {ctx.probabilities[i, p]:.0%}"
+            for i, p in zip(indices, predicted)]
+
+
+def where_it_looks(ctx: ReportContext) -> Figure | None:
+    if not _explainable(ctx):
+        return None
+    first = np.arange(min(EXPLAINED, len(ctx.images)))
+    images = ctx.images[first]
+    with warnings.catch_warnings():  # a zero CAM shows as such in the figure
+        warnings.simplefilter("ignore", ex.ExplanationWarning)
+        cam = ex.gradcam(ctx.model, images)
+    grads = ex.saliency(ctx.model, images, cam.targets)
+    return viz.methods_grid_figure(images, {f"Grad-CAM ({cam.layer})": cam.maps, "saliency": grads.maps},
+                                   _labelled(ctx, first),
+                                   title="Where the model looks: evidence for the predicted class")
+
+
+def mistakes_explained(ctx: ReportContext) -> Figure | None:
+    if not _explainable(ctx):
+        return None
+    wrong = viz.confident_mistakes(ctx.labels, ctx.probabilities, EXPLAINED)
+    if not len(wrong):
+        return None
+    images, labels = ctx.images[wrong], ctx.labels[wrong]
+    predicted = ctx.probabilities[wrong].argmax(axis=1)
+    with warnings.catch_warnings():  # a zero CAM shows as such in the figure
+        warnings.simplefilter("ignore", ex.ExplanationWarning)
+        for_predicted = ex.gradcam(ctx.model, images, predicted)
+        for_true = ex.gradcam(ctx.model, images, labels)
+    return viz.mistakes_explained_figure(images, for_predicted.maps, for_true.maps, labels, predicted,
+                                        ctx.class_names, ctx.probabilities[wrong],
+                                        method=f"Grad-CAM on {for_predicted.layer}")
+
+
 BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], FigureResult]]] = [
     ("samples", "Dataset samples", "Eight random test images of every class, as loaded.", samples),
     ("history", "Training history", "Loss and accuracy per epoch on the training and validation images; "
@@ -91,10 +140,18 @@ BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], FigureResult]]] = [
      "class.", confusion),
     ("mistakes", "Most confident mistakes", "Wrong predictions the model was surest of: often ambiguous "
      "or unusual images.", mistakes),
+    ("explanations", "Where the model looks", f"Grad-CAM (coarse: which region) and saliency (fine: which "
+     f"pixels) of the predicted class for the first {EXPLAINED} test images, each map scaled to its own "
+     "maximum. Backends with gradients only.", where_it_looks),
+    ("mistakes_explained", "Mistakes explained", f"Grad-CAM of the {EXPLAINED} most confident mistakes: the "
+     "evidence the model saw for the class it predicted beside the evidence for the true class. Backends "
+     "with gradients only.", mistakes_explained),
 ]
+ORDERS = {"explanations": 850, "mistakes_explained": 910}
+"""Figures added later keep the older ones' orders (100 to 900) and stay before plugins' (950 in the docs)."""
 
 
 @hookimpl
 def featurelens_register_figures(register: Callable[[ReportFigure], None]) -> None:
     for i, (name, title, caption, make) in enumerate(BUILTIN):
-        register(ReportFigure(name, title, caption, make, order=100 * (i + 1)))
+        register(ReportFigure(name, title, caption, make, order=ORDERS.get(name, 100 * (i + 1))))

@@ -2,7 +2,9 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` (it never calls ``show``), so it
 works for every backend, in notebooks, scripts and docs; the ``*_mosaic``, ``sample_indices``,
-``top_k`` and ``confident_mistakes`` helpers give the same content as arrays.
+``top_k`` and ``confident_mistakes`` helpers give the same content as arrays. The
+``*_figure`` functions of :mod:`featurelens.visualize.explanations` draw the attribution maps of
+:mod:`featurelens.explain` over their images.
 """
 
 from featurelens.visualize.comparison import (
@@ -10,6 +12,13 @@ from featurelens.visualize.comparison import (
     comparison_feature_maps_figure,
     comparison_filters_figure,
     comparison_histories_figure,
+)
+from featurelens.visualize.explanations import (
+    all_classes_figure,
+    deletion_insertion_figure,
+    explanation_overlay_figure,
+    methods_grid_figure,
+    mistakes_explained_figure,
 )
 from featurelens.visualize.feature_maps import (
     feature_map_mosaic,
@@ -31,6 +40,8 @@ from featurelens.visualize.predictions import (
 from featurelens.visualize.samples import sample_indices, samples_figure, samples_mosaic
 
 __all__ = [
+    "all_classes_figure", "deletion_insertion_figure", "explanation_overlay_figure", "methods_grid_figure",
+    "mistakes_explained_figure",
     "comparison_differences_figure", "comparison_feature_maps_figure", "comparison_filters_figure",
     "comparison_histories_figure",
     "confident_mistakes", "confusion_figure", "feature_map_mosaic", "feature_maps_figure",
