@@ -221,7 +221,8 @@ def test_keras_functional_two_branches_gradients_match_finite_differences():
         assert abs(g.input_grad[i, y, x, c] - _finite_difference(value, images, i, y, x, c)) <= \
             2e-2 * np.abs(g.input_grad[i]).max()
     scores = backend.value_and_grad(model, images, ClassScore((0, 1, 2)))
-    np.testing.assert_allclose(scores.values, keras.ops.convert_to_numpy(model(images))[[0, 1, 2], [0, 1, 2]], rtol=1e-5)
+    outputs = keras.ops.convert_to_numpy(model(images))
+    np.testing.assert_allclose(scores.values, outputs[[0, 1, 2], [0, 1, 2]], rtol=1e-5)
     assert backend.attachments(model) == []
 
 
