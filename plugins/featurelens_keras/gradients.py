@@ -33,7 +33,7 @@ from featurelens.backends import (
     FeaturelensError,
     Gradients,
     InputError,
-    Unit,
+    checked_request,
     looks_like_probabilities,
 )
 from featurelens_keras import introspect
@@ -184,15 +184,7 @@ def _numpy(value: Any) -> np.ndarray:
 def value_and_grad(model: keras.Model, images: np.ndarray, objective: Any, layer: str | None = None,
                    wrt_input: bool = True, batch_size: int = 64) -> Gradients:
     """See :meth:`featurelens.backends.Backend.value_and_grad`."""
-    if not isinstance(objective, (ClassScore, ChannelMean, Unit)):
-        raise InputError(f"the objective must be a ClassScore, ChannelMean or Unit from featurelens.backends, got "
-                         f"{type(objective).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-    array = np.asarray(images)
-    if array.ndim != 4 or array.dtype.kind not in "fiu":
-        raise InputError(f"expected numeric images of shape (N, H, W, C), got {array.dtype} {array.shape}")
-    x_all = np.ascontiguousarray(array, np.float32)
+    x_all = checked_request(images, objective, batch_size)
     framework = keras.backend.backend()
     if framework not in ("jax", "torch"):
         raise BackendError(f"featurelens computes Keras gradients on JAX and torch, not on {framework}; set "

@@ -21,38 +21,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from featurelens.backends import ChannelMean, ClassScore, Gradients, InputError, Unit
+from featurelens.backends import ChannelMean, ClassScore, Gradients, InputError, Unit, checked_request
 from featurelens_torch import introspect
 from featurelens_torch.build import SpecNet
 from featurelens_torch.scores import are_probabilities, class_scores
 from featurelens_torch.train import to_tensor
 
 
-def _check(images: np.ndarray, objective: Any, batch_size: int) -> np.ndarray:
-    if not isinstance(objective, (ClassScore, ChannelMean, Unit)):
-        raise InputError(f"the objective must be a ClassScore, ChannelMean or Unit from featurelens.backends, got "
-                         f"{type(objective).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
-    array = np.asarray(images)
-    if array.ndim != 4 or array.dtype.kind not in "fiu":
-        raise InputError(f"expected numeric images of shape (N, H, W, C), got {array.dtype} {array.shape}")
-    return np.ascontiguousarray(array, np.float32)
-
-
 def _layouts(net: nn.Module, targets: dict[str, tuple[str, nn.Module, int]], x: torch.Tensor) -> dict[str, bool]:
     """Per layer name: whether introspection sees its output as channels last (also: that it runs)."""
     result = introspect._capture(net, [(name, module, call) for name, (_, module, call) in targets.items()], x,
                                  lambda out, last: (last, out.dim()))
-    silent = [name for name in targets if name not in result.outputs]
-    if silent:
-        raise InputError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they have no "
-                         f"activations{introspect._how_often(net, silent, result)}; choose layers the model's "
-                         "forward() calls")
-    empty = [name for name in targets if result.outputs[name] is None]
-    if empty:
-        raise InputError(f"the layer(s) {', '.join(empty)} returned no tensor, so they have no activations; choose "
-                         "layers that output tensors")
+    introspect.require_outputs(net, list(targets), result, "activations")
     return {name: bool(last) for name, (last, _) in result.outputs.items()}
 
 
@@ -167,7 +147,7 @@ def _batch(net: nn.Module, x: torch.Tensor, objective: Any, targets: dict[str, t
 def value_and_grad(net: nn.Module, images: np.ndarray, objective: Any, layer: str | None = None,
                    wrt_input: bool = True, batch_size: int = 64) -> Gradients:
     """See :meth:`featurelens.backends.Backend.value_and_grad`."""
-    images = _check(images, objective, batch_size)
+    images = checked_request(images, objective, batch_size)
     if isinstance(objective, ClassScore):
         objective.checked_targets(len(images), np.iinfo(np.int64).max)  # the length; each batch checks the range
     targets: dict[str, tuple[str, nn.Module, int]] = {}

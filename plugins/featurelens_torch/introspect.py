@@ -404,6 +404,18 @@ def filters(net: nn.Module, layer: str) -> np.ndarray:
     return np.ascontiguousarray(weight.permute(0, 2, 3, 1).numpy())  # (C_out, C_in/g, kh, kw) -> last
 
 
+def require_outputs(net: nn.Module, names: list[str], result: Any, what: str) -> None:
+    """A clear error for requested layers that did not run, or that returned no tensor."""
+    silent = [name for name in names if name not in result.outputs]
+    if silent:
+        raise InputError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they have no "
+                         f"{what}{_how_often(net, silent, result)}; choose layers the model's forward() calls")
+    empty = [name for name in names if result.outputs[name] is None]
+    if empty:
+        raise InputError(f"the layer(s) {', '.join(empty)} returned no tensor, so they have no {what}; choose "
+                         "layers that output tensors")
+
+
 def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
                  batch_size: int) -> Iterator[dict[str, np.ndarray]]:
     """``{layer: (n, H, W, C)}`` per batch. ``None``: every layer call that ran, in execution order."""
@@ -418,15 +430,7 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
         if names is None:
             yield {k: v for k, v in result.outputs.items() if v is not None}
             continue
-        silent = [name for name in names if name not in result.outputs]
-        if silent:
-            raise InputError(f"the layer(s) {', '.join(silent)} did not run in the forward pass, so they "
-                             f"have no feature maps{_how_often(net, silent, result)}; choose layers the "
-                             "model's forward() calls")
-        empty = [name for name in names if result.outputs[name] is None]
-        if empty:
-            raise InputError(f"the layer(s) {', '.join(empty)} returned no tensor, so they have no feature "
-                             "maps; choose layers that output tensors")
+        require_outputs(net, names, result, "feature maps")
         yield {name: result.outputs[name] for name in names}
 
 

@@ -18,7 +18,7 @@ from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
 from featurelens.backends.layers import LayerInfo, LayerNotFoundError, unknown_layer
-from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Objective, Unit
+from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Objective, Unit, checked_request
 from featurelens.backends.registry import (
     BackendStatus,
     PluginFailure,
@@ -43,7 +43,7 @@ __all__ = [
     "ClassScore", "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochRecord",
     "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
     "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
-    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities",
+    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities", "checked_request",
     "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities",
     "mode_for", "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]

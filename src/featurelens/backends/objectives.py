@@ -171,3 +171,17 @@ def _check_output(objective: ChannelMean | Unit, shape: tuple[int, ...]) -> None
         if len(shape) == 3 and (int(objective.y) >= shape[0] or int(objective.x) >= shape[1]):  # type: ignore[arg-type]
             raise InputError(f"Unit position y={objective.y}, x={objective.x} is outside {objective.layer!r}'s "
                              f"{shape[0]}x{shape[1]} output")
+
+
+def checked_request(images: np.ndarray, objective: object, batch_size: int) -> np.ndarray:
+    """The checks every ``value_and_grad`` starts with: a known objective, a positive batch size,
+    numeric (N, H, W, C) images; returns the images as contiguous float32."""
+    if not isinstance(objective, (ClassScore, ChannelMean, Unit)):
+        raise InputError(f"the objective must be a ClassScore, ChannelMean or Unit from featurelens.backends, got "
+                         f"{type(objective).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive int, got {batch_size!r}")
+    array = np.asarray(images)
+    if array.ndim != 4 or array.dtype.kind not in "fiu":
+        raise InputError(f"expected numeric images of shape (N, H, W, C), got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array, np.float32)
