@@ -16,6 +16,7 @@ from featurelens.explain.result import Explanation
 from featurelens.explain.scorecam import scorecam
 from featurelens.model import Model
 
+#: Every attribution method by the name ``explain(..., method=NAME)`` and the CLI accept.
 METHODS: dict[str, Callable[..., Explanation]] = {
     "saliency": saliency,
     "smoothgrad": smoothgrad,
