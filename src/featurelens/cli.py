@@ -316,7 +316,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  history        {model_dir / 'history.json'}")
     print(f"  evaluation     {model_dir / 'evaluation.json'}")
     print(f"  figures        {figures_dir / 'index.html'}  ({len(figures)} PNGs: samples, history, "
-          "filters, feature maps, predictions, confusion matrix, mistakes)")
+          "filters, feature maps, predictions, confusion matrix, mistakes, where the model looks, "
+          "mistakes explained)")
     if not args.full:
         print("This was the CPU-sized demo; `featurelens demo --full` runs the whole recipe.")
     return 0
