@@ -298,14 +298,19 @@ def check_introspection_cleanup(ctx: KitContext) -> str:
         ("feature_maps() of wrongly shaped images (fails)", lambda: _swallow(
             lambda: list(ctx.backend.feature_maps(native, np.zeros((2, 5, 7, 3), np.float32), None, 3)))),
     ]
+    _expect_nothing_left(ctx, native, steps, before, "introspection changed what the model predicts (a mode or "
+                         "hook left behind?)")
+    return f"nothing attached after {len(steps)} introspection calls (2 failing, 1 abandoned); predictions unchanged"
+
+
+def _expect_nothing_left(ctx: KitContext, native: Any, steps: list[tuple[str, Callable[[], Any]]],
+                         before: np.ndarray, changed_message: str) -> None:
+    """Run each step; after each, nothing may stay attached; afterwards predictions equal ``before``."""
     for what, step in steps:
         step()
         left = ctx.backend.attachments(native)
         expect(not left, f"after {what}, still attached: {'; '.join(map(str, left[:3]))}")
-    after = ctx.backend.predict(native, ctx.images)
-    expect(np.array_equal(before, after), "introspection changed what the model predicts (a mode or "
-           "hook left behind?)")
-    return f"nothing attached after {len(steps)} introspection calls (2 failing, 1 abandoned); predictions unchanged"
+    expect(np.array_equal(before, ctx.backend.predict(native, ctx.images)), changed_message)
 
 
 def _first_and_close(iterator: Any) -> None:
@@ -560,13 +565,8 @@ def check_gradients_cleanup(ctx: KitContext) -> str:
             lambda: ctx.backend.value_and_grad(native, images, ClassScore((0, 1))), InputError,
             "value_and_grad with 2 targets for 3 images")),
     ]
-    for what, step in steps:
-        step()
-        left = ctx.backend.attachments(native)
-        expect(not left, f"after {what}, still attached: {'; '.join(map(str, left[:3]))}")
-    after = ctx.backend.predict(native, ctx.images)
-    expect(np.array_equal(before, after), "value_and_grad changed what the model predicts (a mode, a hook or "
-           "weights left changed?)")
+    _expect_nothing_left(ctx, native, steps, before, "value_and_grad changed what the model predicts (a mode, a "
+                         "hook or weights left changed?)")
     weights = ctx.backend.get_weights(native)
     changed = [k for k, v in ctx.weights.items() if not np.array_equal(np.asarray(weights[k]), v)]
     expect(not changed, f"value_and_grad changed the weights {changed[:3]}")
