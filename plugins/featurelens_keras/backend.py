@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 import numpy as np
 
 from featurelens.backends import (
     Backend,
     Capability,
+    EpochObserver,
     Gradients,
     History,
     LayerInfo,
@@ -38,8 +41,9 @@ class KerasBackend(Backend):
         return build_model(spec, seed)
 
     def fit(self, native: keras.Model, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True) -> History:
-        return train.fit(native, train_data, validation, config, progress=progress, spec_built=spec is not None)
+            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+        return train.fit(native, train_data, validation, config, progress=progress, spec_built=spec is not None,
+                         observers=observers)
 
     def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(images) == 0:

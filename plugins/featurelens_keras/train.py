@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 
-from featurelens.backends import EpochRecord, History, TrainConfig, looks_like_probabilities, mode_for
+from featurelens.backends import EpochObserver, EpochRecord, History, TrainConfig, looks_like_probabilities, mode_for
 
 
 def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
@@ -79,6 +80,24 @@ class EpochRecorder(keras.callbacks.Callback):
                                        get("val_accuracy"), self._lr, time.perf_counter() - self._start))
 
 
+class ObserverCallback(keras.callbacks.Callback):
+    """Calls featurelens's epoch observers with the epoch :class:`EpochRecorder` has just recorded.
+
+    It runs right after the recorder, before early stopping, so the model holds that epoch's
+    weights (Keras's JAX trainer has synced them back into the variables by ``on_epoch_end``).
+    """
+
+    def __init__(self, history: History, observers: Sequence[EpochObserver]) -> None:
+        super().__init__()
+        self.record = history
+        self.observers = tuple(observers)
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = self.record.epochs[-1]
+        for observer in self.observers:
+            observer(record.epoch, record, self.model)
+
+
 def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
     """Whether the model's rows are probabilities (it ends in a softmax) rather than logits."""
     return looks_like_probabilities(keras.ops.convert_to_numpy(model(x[:8], training=False)))
@@ -86,9 +105,10 @@ def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
 
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig, progress: bool = True,
-        spec_built: bool = True) -> History:
+        spec_built: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
     """Train with ``model.fit``; a user's model (``spec_built=False``) may output logits or
-    probabilities, and is compiled with the matching loss (its own compile settings are replaced)."""
+    probabilities, and is compiled with the matching loss (its own compile settings are replaced).
+    ``observers`` see every finished epoch."""
     keras.utils.set_random_seed(config.seed)
     loss: str | keras.losses.Loss = "sparse_categorical_crossentropy"  # spec-built models end in a softmax
     if not spec_built:
@@ -98,6 +118,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     es_cfg, rl_cfg = config.early_stopping, config.reduce_lr
     history = History(monitor=config.monitor(validation is not None), backend="keras", device=keras.backend.backend())
     callbacks: list[keras.callbacks.Callback] = [EpochRecorder(history)]
+    if observers:
+        callbacks.append(ObserverCallback(history, observers))
     stopper = None
     if es_cfg is not None:
         stopper = keras.callbacks.EarlyStopping(monitor=es_cfg.monitor, patience=es_cfg.patience,

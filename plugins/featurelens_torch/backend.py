@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from featurelens.backends import (
     Backend,
     Capability,
+    EpochObserver,
     Gradients,
     History,
     LayerInfo,
@@ -30,8 +33,8 @@ class TorchBackend(Backend):
         return build_net(spec, seed)
 
     def fit(self, native: torch.nn.Module, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True) -> History:
-        return train.fit(native, train_data, validation, config, progress=progress)
+            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+        return train.fit(native, train_data, validation, config, progress=progress, observers=observers)
 
     @torch.no_grad()
     def predict(self, native: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from featurelens.backends import EarlyStopper, EpochRecord, History, LRReducer, TrainConfig
+from featurelens.backends import EarlyStopper, EpochObserver, EpochRecord, History, LRReducer, TrainConfig
 from featurelens_torch.augment import flip_and_crop
 from featurelens_torch.build import SpecNet
 from featurelens_torch.device import select_device
@@ -76,13 +77,13 @@ def measure(scorer: Scorer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, fl
 
 def fit(net: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-        progress: bool = True) -> History:
-    """Train ``net`` in place and return its :class:`History`."""
+        progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+    """Train ``net`` in place and return its :class:`History`; ``observers`` see every finished epoch."""
     device = select_device(config.device)
     cudnn_benchmark = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = cudnn_benchmark or device.type == "cuda"  # fixed input size
     try:
-        run = _Run(net, train, validation, config, device)
+        run = _Run(net, train, validation, config, device, observers)
         run.train(progress)
         return run.history
     finally:
@@ -94,7 +95,7 @@ class _Run:
 
     def __init__(self, net: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
                  validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-                 device: torch.device) -> None:
+                 device: torch.device, observers: Sequence[EpochObserver] = ()) -> None:
         torch.manual_seed(config.seed)
         self.net, self.config, self.device = net.to(device), config, device
         self.scorer = Scorer(net)
@@ -107,6 +108,7 @@ class _Run:
         self.history = History(monitor=config.monitor(validation is not None), backend="torch",
                                device=str(device))
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.observers = tuple(observers)
 
     @property
     def lr(self) -> float:
@@ -133,7 +135,7 @@ class _Run:
                     print(f"Epoch {epoch + 1}/{epochs}: {values} lr={lr:.2g} ({record.seconds:.1f} s)",
                           file=sys.stderr, flush=True)
                 self.history.append(record)
-                if self.after_epoch(epoch, metrics):
+                if self.after_epoch(epoch, metrics, record):
                     stopped_early = True
                     break
         except KeyboardInterrupt:
@@ -166,8 +168,12 @@ class _Run:
         return {"loss": float((torch.stack(losses) * sizes).sum()) / n,
                 "accuracy": int((predicted == y[order]).sum()) / n}
 
-    def after_epoch(self, epoch: int, metrics: dict[str, float]) -> bool:
-        """Early stopping and LR reduction, Keras-exact; True when training should stop."""
+    def after_epoch(self, epoch: int, metrics: dict[str, float], record: EpochRecord | None = None) -> bool:
+        """The observers (with this epoch's weights), then early stopping and LR reduction,
+        Keras-exact; True when training should stop."""
+        if record is not None:
+            for observer in self.observers:
+                observer(record.epoch, record, self.net)
         stop = False
         if self.stopper is not None:
             improved, stop = self.stopper.update(epoch, metrics)

@@ -1,4 +1,5 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, convert, compare, demo."""
+"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, atlas, convert, compare,
+demo."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurelens import cli_data, cli_explain, testing
+from featurelens import cli_atlas, cli_data, cli_explain, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.compare import check_comparable, feature_map_differences
@@ -19,7 +20,7 @@ from featurelens.data import available_datasets
 from featurelens.data.dataset import Dataset
 from featurelens.errors import FeaturelensError
 from featurelens.model import load_model
-from featurelens.modeldir import write_evaluation
+from featurelens.modeldir import SNAPSHOTS_FILE, write_evaluation
 from featurelens.presets import adapt_spec, available_presets, get_preset
 from featurelens.spec import ModelSpec
 from featurelens.training import train
@@ -76,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a spec on a dataset (CIFAR-10 by default) and write a model folder")
     _add_train_args(p)
+    p.add_argument("--snapshot-every", type=int, metavar="N",
+                   help="every N epochs, record the conv filters and the feature maps of a fixed probe batch "
+                        "in the model folder (snapshots.safetensors), to see how they formed; 0: never")
     _add_data_args(p)
     p.add_argument("--out", type=Path, default=None, help="model folder to write (default runs/<spec>-<backend>)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
 
     cli_explain.add_parser(sub, _add_data_args)
+    cli_atlas.add_parser(sub, _add_data_args)
 
     p = sub.add_parser("convert", help="the same model on another backend (weights, statistics, history)")
     p.add_argument("model_dir", type=Path)
@@ -216,6 +221,8 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     spec = _load_spec(args)
     config = _train_config(args)
+    if args.snapshot_every is not None:
+        config = config.replace(snapshot_every=args.snapshot_every)
     backend = get_backend(args.backend)
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
     if out.exists() and not args.overwrite:
@@ -234,6 +241,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     evaluation = model.evaluate(data.test_images, data.test_labels)
     write_evaluation(out, evaluation.to_dict())
     print(evaluation.describe())
+    if model.snapshots is not None:
+        snaps = model.snapshots
+        print(f"Snapshots: epochs {', '.join(map(str, snaps.epochs))} and the final model, {len(snaps.layers)} conv "
+              f"layers, {len(snaps.probe)} probe images ({snaps.nbytes / 2**20:.2f} MB, {out / SNAPSHOTS_FILE})")
     print(f"Model folder: {out}")
     return 0
 
@@ -262,6 +273,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return cli_explain.cmd_explain(args, _load_data)
 
 
+def _cmd_atlas(args: argparse.Namespace) -> int:
+    return cli_atlas.cmd_atlas(args, _load_data)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
@@ -279,7 +294,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")
     data, _ = _load_data(args, model=a)
     figures = write_comparison(a, b, data, args.out, labels, image_index=args.image_index)
-    worst = max(feature_map_differences(a, b, data.test_images[:64]), key=lambda d: d.relative_difference)
+    sample = data.test_images[:64]
+    differences = feature_map_differences(a, b, sample)
+    width = max(len("layer"), *(len(d.layer) for d in differences))
+    print(f"Feature maps of {len(sample)} test images, layer by layer (relative difference: 0 for identical maps; "
+          "linear CKA: 1 for the same representation):")
+    print(f"  {'layer':<{width}}  {'rel. difference':>15}  {'linear CKA':>10}")
+    for d in differences:
+        cka = "n/a" if d.cka is None else f"{d.cka:.4f}"
+        print(f"  {d.layer:<{width}}  {d.relative_difference:>15.3g}  {cka:>10}")
+    worst = max(differences, key=lambda d: d.relative_difference)
     print(f"Largest relative feature-map difference: {worst.relative_difference:.3g} at {worst.layer}")
     print(f"Wrote {len(figures)} figures to {args.out}; open {args.out / 'index.html'}")
     return 0
@@ -337,7 +361,8 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
 
 COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
             "spec": _cmd_spec, "train": _cmd_train,
-            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "convert": _cmd_convert,
+            "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "atlas": _cmd_atlas,
+            "convert": _cmd_convert,
             "compare": _cmd_compare, "demo": _cmd_demo}
 
 

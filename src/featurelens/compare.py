@@ -3,8 +3,13 @@
 For each layer the feature maps of the same images are compared with a *relative difference*,
 ``||a - b|| / max(||a||, ||b||)`` over all values: 0 for identical maps, about 1.4 for unrelated
 maps of the same scale. Two backends holding the same weights give about 1e-7; two trainings of
-the same spec give large values, as their channels are learned in different orders. The figures
-are in :mod:`featurelens.visualize.comparison`.
+the same spec give large values, as their channels are learned in different orders.
+
+Beside it stands the layer's *linear CKA* (:func:`featurelens.atlas.cka.linear_cka`, Kornblith et
+al. 2019) of the two models' maps of the same images, each image's map a row: 1 when the two
+represent the images alike up to a rotation or scaling of the features (channels in another
+order included), near 0 when unrelated. So two trainings can differ a lot and still be similar.
+The figures are in :mod:`featurelens.visualize.comparison`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from featurelens.atlas.cka import linear_cka
 from featurelens.errors import InputError
 
 if TYPE_CHECKING:
@@ -22,9 +28,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LayerDifference:
+    """One layer's comparison: the relative and largest absolute difference of the two models'
+    feature maps, and their linear CKA (None where it was not computed)."""
+
     layer: str
     relative_difference: float
     max_abs_difference: float
+    cka: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,7 +64,8 @@ def common_layers(a: Model, b: Model) -> list[str]:
 
 def feature_map_differences(a: Model, b: Model, images: np.ndarray,
                             layers: list[str] | None = None) -> list[LayerDifference]:
-    """Per-layer differences of the two models' feature maps on the same images."""
+    """Per-layer differences and linear CKA of the two models' feature maps on the same images
+    (CKA needs at least 2 images; with one it is None)."""
     layers = layers or common_layers(a, b)
     if not layers:
         raise InputError("the two models share no layer name; compare models of the same spec")
@@ -65,5 +76,6 @@ def feature_map_differences(a: Model, b: Model, images: np.ndarray,
             raise InputError(f"{name}: shapes differ ({maps_a[name].shape} vs {maps_b[name].shape}); "
                              "compare models of the same spec")
         diff = np.abs(maps_a[name] - maps_b[name])
-        out.append(LayerDifference(name, relative_difference(maps_a[name], maps_b[name]), float(diff.max())))
+        cka = linear_cka(maps_a[name], maps_b[name]) if len(maps_a[name]) >= 2 else None
+        out.append(LayerDifference(name, relative_difference(maps_a[name], maps_b[name]), float(diff.max()), cka))
     return out

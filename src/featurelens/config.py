@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 from featurelens.errors import ConfigError
 
 MAX_EPOCHS_ENV = "FEATURELENS_MAX_EPOCHS"
+MAX_SNAPSHOT_PROBE = 256
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 METRICS = ("val_loss", "val_accuracy", "loss", "accuracy")
@@ -91,6 +92,12 @@ class TrainConfig:
     augment: bool = False
     seed: int = 0
     device: str = "auto"
+    #: Record snapshots (conv filters, probe feature maps) every this many epochs; 0: never.
+    snapshot_every: int = 0
+    #: Epochs (1-based) to record snapshots at, besides every ``snapshot_every``-th.
+    snapshot_epochs: tuple[int, ...] = ()
+    #: How many held-out images the snapshots' feature maps are taken of (fixed by ``seed``).
+    snapshot_probe: int = 32
 
     def __post_init__(self) -> None:
         _number("epochs", self.epochs, 1, integer=True)
@@ -108,11 +115,30 @@ class TrainConfig:
         _number("seed", self.seed, 0, integer=True)
         if self.device not in DEVICES and not str(self.device).startswith(("cuda:", "mps:")):
             _bad("device", self.device, f"choose one of {', '.join(DEVICES)} or cuda:N")
+        _number("snapshot_every", self.snapshot_every, 0, integer=True)
+        if isinstance(self.snapshot_epochs, (str, bytes)) or not hasattr(self.snapshot_epochs, "__iter__"):
+            _bad("snapshot_epochs", self.snapshot_epochs, "expected a list of epoch numbers, e.g. [1, 5, 20]")
+        for i, epoch in enumerate(self.snapshot_epochs):
+            _number(f"snapshot_epochs[{i}]", epoch, 1, self.epochs, integer=True)
+        object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(self.snapshot_epochs))))
+        _number("snapshot_probe", self.snapshot_probe, 1, MAX_SNAPSHOT_PROBE, integer=True)
         needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
                      if c is not None and c.monitor.startswith("val_")]
         if needs_val and self.validation_split == 0:
             _bad("validation_split", 0, f"{needs_val[0]} is monitored, so a validation split is "
                  "needed; set validation_split > 0 or monitor 'loss'/'accuracy'")
+
+    @property
+    def snapshots(self) -> bool:
+        """Whether this config records training snapshots."""
+        return self.snapshot_every > 0 or bool(self.snapshot_epochs)
+
+    def snapshot_schedule(self, epochs: int | None = None) -> tuple[int, ...]:
+        """The epochs (1-based) snapshots are recorded at, up to ``epochs`` (default: the effective
+        epochs); the model as initialized (epoch 0) and as returned are recorded besides."""
+        last = self.effective_epochs() if epochs is None else epochs
+        every = set(range(self.snapshot_every, last + 1, self.snapshot_every)) if self.snapshot_every else set()
+        return tuple(sorted(every | {e for e in self.snapshot_epochs if e <= last}))
 
     def monitor(self, has_validation: bool) -> str:
         """The metric the History calls best: early stopping's, else ``val_loss`` (``loss`` without
@@ -131,7 +157,9 @@ class TrainConfig:
         return min(self.epochs, int(cap))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["snapshot_epochs"] = list(self.snapshot_epochs)  # JSON has lists; from_dict takes them back
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from featurelens.history import History
 from featurelens.modeldir import FolderContents, read_folder, write_folder, write_wrapped_folder
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from featurelens.atlas.snapshots import Snapshots
 
 
 class Model:
@@ -46,6 +49,8 @@ class Model:
         self.class_names = tuple(class_names) if class_names is not None else None
         self.history: History | None = None
         self.train_config: dict[str, Any] | None = None
+        #: How the filters and probe feature maps formed in training, when the config recorded them.
+        self.snapshots: Snapshots | None = None
 
     @property
     def name(self) -> str:
@@ -157,11 +162,12 @@ class SpecModel(Model):
         return self.spec.name
 
     def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
-        """Write the model folder (spec, weights, normalization, classes, history, versions)."""
+        """Write the model folder (spec, weights, normalization, classes, history, snapshots, versions)."""
         return write_folder(folder, backend=self.backend.name, backend_versions=self.backend.versions(),
                             spec=self.spec, weights=self.backend.get_weights(self.native),
                             normalization=self.normalization, class_names=tuple(self.class_names or ()),
-                            history=self.history, train_config=self.train_config, overwrite=overwrite)
+                            history=self.history, train_config=self.train_config, overwrite=overwrite,
+                            snapshots=self.snapshots)
 
 
 class WrappedModel(Model):
@@ -169,7 +175,7 @@ class WrappedModel(Model):
 
     def save(self, folder: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write a model folder: the weights under the framework's own names (safetensors), the
-        architecture as the backend records it, normalization, classes, history. Load it with
+        architecture as the backend records it, normalization, classes, history, snapshots. Load it with
         ``featurelens.load_model(folder, model=...)`` (see there)."""
         self.backend.require(Capability.WRAP, "save models users built")
         return write_wrapped_folder(
@@ -177,7 +183,7 @@ class WrappedModel(Model):
             architecture=self.backend.architecture(self.native), input_shape=self.input_shape,
             weights=self.backend.native_weights(self.native), normalization=self.normalization,
             class_names=self.class_names, history=self.history, train_config=self.train_config,
-            overwrite=overwrite)
+            overwrite=overwrite, snapshots=self.snapshots)
 
 
 def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = None, *,
@@ -202,8 +208,10 @@ def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = N
     except Exception as exc:  # a backend's own error: say which folder and backend
         raise ModelFolderError(f"the {chosen.name} backend could not take the weights of {folder}: "
                                f"{type(exc).__name__}: {exc}") from exc
-    return SpecModel(chosen, native, contents.spec, contents.normalization, contents.class_names,
-                     history=contents.history, train_config=contents.train_config)
+    loaded = SpecModel(chosen, native, contents.spec, contents.normalization, contents.class_names,
+                       history=contents.history, train_config=contents.train_config)
+    loaded.snapshots = contents.snapshots
+    return loaded
 
 
 def _load_wrapped(folder: str | os.PathLike[str], contents: FolderContents, backend: Backend,
@@ -235,4 +243,5 @@ def _load_wrapped(folder: str | os.PathLike[str], contents: FolderContents, back
     wrapped = WrappedModel(backend, native, contents.normalization, contents.class_names or None,
                            contents.input_shape)
     wrapped.history, wrapped.train_config = contents.history, contents.train_config
+    wrapped.snapshots = contents.snapshots
     return wrapped

@@ -7,6 +7,8 @@
       weights.safetensors  every weight in the canonical layout of featurelens.weights (no pickle),
                            so the folder loads in any backend
       history.json         the training history (if the model was trained)
+      snapshots.safetensors  training snapshots (if recorded; featurelens.atlas.snapshots), described
+                           by featurelens.json's "snapshots" entry
 
 A model the user built (:func:`featurelens.fit`, :func:`featurelens.wrap`) is saved the same way
 with ``"kind": "wrapped"``: no spec, but the input shape, the backend's record of the architecture
@@ -29,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from safetensors import SafetensorError
@@ -43,10 +45,14 @@ from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 from featurelens.weights import load_weights, save_weights
 
+if TYPE_CHECKING:
+    from featurelens.atlas.snapshots import Snapshots
+
 META_FILE = "featurelens.json"
 WEIGHTS_FILE = "weights.safetensors"
 HISTORY_FILE = "history.json"
 EVALUATION_FILE = "evaluation.json"
+SNAPSHOTS_FILE = "snapshots.safetensors"
 FORMAT = "featurelens-model"
 FORMAT_VERSION = 2  # 2: canonical, backend-neutral weights (1 held torch state dicts)
 
@@ -69,6 +75,7 @@ class FolderContents:
     meta: dict[str, Any]
     input_shape: tuple[int, int, int]
     architecture: dict[str, Any] | None = None
+    snapshots: Snapshots | None = None
 
     @property
     def wrapped(self) -> bool:
@@ -94,11 +101,14 @@ def _meta(kind_fields: dict[str, Any], *, backend: str, backend_versions: dict[s
 
 
 def _write(folder: Path, meta: dict[str, Any], write_weights: Callable[[Path], None], history: History | None,
-           overwrite: bool) -> Path:
+           overwrite: bool, snapshots: Snapshots | None = None) -> Path:
     with atomic_dir(folder, overwrite=overwrite) as tmp:
         write_weights(tmp / WEIGHTS_FILE)
         if history is not None:
             history.save(tmp / HISTORY_FILE)
+        if snapshots is not None:
+            save_file(snapshots.to_arrays(), str(tmp / SNAPSHOTS_FILE), metadata={"format": "featurelens-snapshots"})
+            meta = {**meta, "snapshots": {**snapshots.metadata(), "file": SNAPSHOTS_FILE}}
         write_json(tmp / META_FILE, meta)
     return folder
 
@@ -106,18 +116,21 @@ def _write(folder: Path, meta: dict[str, Any], write_weights: Callable[[Path], N
 def write_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
                  spec: ModelSpec, weights: dict[str, np.ndarray], normalization: Normalization,
                  class_names: tuple[str, ...], history: History | None,
-                 train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+                 train_config: dict[str, Any] | None, overwrite: bool = False,
+                 snapshots: Snapshots | None = None) -> Path:
     """Write a model folder atomically; see the module docstring for the layout."""
     meta = _meta({"spec": spec.to_dict()}, backend=backend, backend_versions=backend_versions,
                  normalization=normalization, class_names=class_names, train_config=train_config)
-    return _write(Path(folder), meta, lambda path: save_weights(path, spec, weights), history, overwrite)
+    return _write(Path(folder), meta, lambda path: save_weights(path, spec, weights), history, overwrite,
+                  snapshots)
 
 
 def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backend_versions: dict[str, str],
                          architecture: dict[str, Any], input_shape: tuple[int, int, int],
                          weights: dict[str, np.ndarray], normalization: Normalization,
                          class_names: tuple[str, ...] | None, history: History | None,
-                         train_config: dict[str, Any] | None, overwrite: bool = False) -> Path:
+                         train_config: dict[str, Any] | None, overwrite: bool = False,
+                         snapshots: Snapshots | None = None) -> Path:
     """Write a user-built model's folder atomically: native weight names, architecture record."""
     meta = _meta({"kind": WRAPPED_KIND, "architecture": architecture, "input_shape": list(input_shape)},
                  backend=backend, backend_versions=backend_versions, normalization=normalization,
@@ -127,7 +140,7 @@ def write_wrapped_folder(folder: str | os.PathLike[str], *, backend: str, backen
     def write_weights(path: Path) -> None:
         save_file(arrays, str(path), metadata={"format": "featurelens-native", "backend": backend})
 
-    return _write(Path(folder), meta, write_weights, history, overwrite)
+    return _write(Path(folder), meta, write_weights, history, overwrite, snapshots)
 
 
 def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
@@ -170,16 +183,35 @@ def read_folder(folder: str | os.PathLike[str]) -> FolderContents:
     history_path = folder / HISTORY_FILE
     history = History.load(history_path) if history_path.is_file() else None
     normalization = Normalization.from_dict(meta["normalization"])
+    snapshots = read_snapshots(folder, meta)
     if meta.get("kind") == WRAPPED_KIND:
         return FolderContents(
             backend=meta["backend"], spec=None, weights=_read_native(weights), normalization=normalization,
             class_names=tuple(meta["class_names"] or ()), history=history, train_config=meta.get("train_config"),
-            meta=meta, input_shape=_input_shape(meta["input_shape"], folder), architecture=meta["architecture"])
+            meta=meta, input_shape=_input_shape(meta["input_shape"], folder), architecture=meta["architecture"],
+            snapshots=snapshots)
     spec = ModelSpec.from_dict(meta["spec"])
     return FolderContents(
         backend=meta["backend"], spec=spec, weights=load_weights(weights, spec), normalization=normalization,
         class_names=tuple(meta["class_names"]), history=history, train_config=meta.get("train_config"),
-        meta=meta, input_shape=spec.input_shape)
+        meta=meta, input_shape=spec.input_shape, snapshots=snapshots)
+
+
+def read_snapshots(folder: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> Snapshots | None:
+    """The training snapshots of a model folder, or None when it has none (older folders never do)."""
+    from featurelens.atlas.snapshots import Snapshots  # not at import: the atlas imports the model
+
+    folder = Path(folder)
+    meta = read_metadata(folder) if meta is None else meta
+    described = meta.get("snapshots")
+    if described is None:
+        return None
+    if not isinstance(described, dict):
+        raise ModelFolderError(f"{folder / META_FILE}: the 'snapshots' entry is not an object; the folder is damaged")
+    path = folder / str(described.get("file", SNAPSHOTS_FILE))
+    if not path.is_file():
+        raise ModelFolderError(f"{folder} describes snapshots but has no {path.name}; the folder is incomplete")
+    return Snapshots.from_arrays(_read_native(path), described, where=f"the snapshots in {folder}")
 
 
 def _read_native(path: Path) -> dict[str, np.ndarray]:

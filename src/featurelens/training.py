@@ -3,24 +3,31 @@
 Both hold out ``config.validation_split`` of every class (seeded), compute the per-channel
 normalization from the remaining training images and hand the backend's trainer normalized
 arrays, so early stopping, LR reduction, History, progress and augmentation are the same.
+Both record training snapshots when the config asks for them (:mod:`featurelens.atlas.snapshots`)
+and call the given epoch observers (:class:`~featurelens.backends.EpochObserver`) after every epoch.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from featurelens.backends.contract import Backend, Capability
+from featurelens.backends.contract import Backend, Capability, EpochObserver
 from featurelens.backends.registry import get_backend, registry
 from featurelens.config import TrainConfig
 from featurelens.data.arrays import train_val_split
-from featurelens.errors import InputError
+from featurelens.errors import BackendError, InputError
+from featurelens.history import History
 from featurelens.model import Model, SpecModel, WrappedModel
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from featurelens.atlas.snapshots import SnapshotRecorder
 
 
 def _resolve_backend(backend: str | Backend | None) -> Backend:
@@ -58,10 +65,61 @@ def _split(model_check: Model, images: np.ndarray, labels: np.ndarray, config: T
     return _Split((norm.apply(train_x), train_y), validation, norm)
 
 
+def _takes_observers(backend: Backend) -> bool:
+    try:
+        params = inspect.signature(backend.fit).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call decide
+        return True
+    return any(p.name == "observers" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
+         progress: bool, observers: Sequence[EpochObserver]) -> None:
+    """Run the backend's trainer with the snapshot recorder (if configured) and ``observers``;
+    set the model's ``history``, ``snapshots`` and ``train_config``."""
+    observers = list(observers)
+    if (observers or config.snapshots) and not _takes_observers(backend):
+        what = "record training snapshots" if config.snapshots else "call epoch observers"
+        raise BackendError(f"the {backend.name!r} backend cannot {what}: its fit() takes no observers= "
+                           "(see featurelens.backends.Backend.fit); update the backend, or train without "
+                           + ("snapshot_every/snapshot_epochs" if config.snapshots else "observers"))
+    recorder = _recorder(backend, model, config, split) if config.snapshots else None
+    if recorder is not None:
+        observers.insert(0, recorder)
+    extra = {"observers": observers} if observers else {}
+    history = backend.fit(model.native, spec, split.train, split.validation, config, progress=progress, **extra)
+    model.history = history
+    if recorder is not None:
+        model.snapshots = recorder.finish(model.native, _returned_epoch(history))
+    model.train_config = config.to_dict()
+
+
+def _recorder(backend: Backend, model: Model, config: TrainConfig, split: _Split) -> SnapshotRecorder:
+    from featurelens.atlas.snapshots import SnapshotRecorder
+
+    held_out, source = (split.validation[0], "validation") if split.validation is not None \
+        else (split.train[0], "training")
+    return SnapshotRecorder.start(backend, model.native, config, model.input_shape, held_out, source)
+
+
+def _returned_epoch(history: History) -> int | None:
+    """The epoch whose weights training returned: the best when they were restored, else the last."""
+    if history.restored_best_weights and history.best_epoch is not None:
+        return history.best_epoch
+    return history.epochs[-1].epoch if history.epochs else None
+
+
 def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig | None = None, *, backend: str | Backend | None = None,
-          class_names: Sequence[str] | None = None, progress: bool = True) -> SpecModel:
-    """Train ``spec`` on images as loaded (N, H, W, C) and integer labels."""
+          class_names: Sequence[str] | None = None, progress: bool = True,
+          observers: Sequence[EpochObserver] = ()) -> SpecModel:
+    """Train ``spec`` on images as loaded (N, H, W, C) and integer labels.
+
+    ``observers`` are called after every epoch as ``observer(epoch, record, native)`` (see
+    :class:`~featurelens.backends.EpochObserver`). With ``config.snapshot_every`` or
+    ``config.snapshot_epochs`` the model's ``snapshots`` record how its filters and feature maps
+    formed (:mod:`featurelens.atlas.snapshots`); ``save`` stores them in the folder.
+    """
     config = config or TrainConfig()
     chosen = _resolve_backend(backend)
     chosen.require(Capability.TRAIN, "train models")
@@ -70,8 +128,7 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     model = build_model(spec, identity, names, chosen, seed=config.seed)
     split = _split(model, images, labels, config, spec.num_classes, None)
     model.normalization = split.normalization
-    model.history = chosen.fit(model.native, spec, split.train, split.validation, config, progress=progress)
-    model.train_config = config.to_dict()
+    _fit(chosen, model, spec, split, config, progress, observers)
     return model
 
 
@@ -89,7 +146,8 @@ def _probe(backend: Backend, native: Any, image: np.ndarray) -> int:
 
 def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig | None = None, *,
         backend: str | Backend | None = None, class_names: Sequence[str] | None = None,
-        normalization: Normalization | str | None = "auto", progress: bool = True) -> WrappedModel:
+        normalization: Normalization | str | None = "auto", progress: bool = True,
+        observers: Sequence[EpochObserver] = ()) -> WrappedModel:
     """Train a model you built yourself (a ``torch.nn.Module``, a Keras model) with featurelens's trainer.
 
     The same validation split, early stopping, LR reduction, History, progress and augmentation
@@ -97,7 +155,8 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     training images (as for spec models); pass a :class:`~featurelens.Normalization` to use yours,
     or ``None`` to feed the images unchanged. The model must take (N, H, W, C) images in the
     framework's own layout (channels first for torch) and return one row of class scores per image,
-    logits or probabilities. It is trained in place and returned wrapped, with its ``history``;
+    logits or probabilities. It is trained in place and returned wrapped, with its ``history``
+    (and ``snapshots`` when the config asks for them; ``observers`` as for :func:`train`);
     ``.save(folder)`` writes it, ``featurelens.load_model(folder, model=...)`` loads it.
     """
     config = config or TrainConfig()
@@ -124,6 +183,5 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     given = normalization if isinstance(normalization, Normalization) else (identity if normalization is None else None)
     split = _split(model, images, labels, config, num_classes, given)
     model.normalization = split.normalization
-    model.history = chosen.fit(native, None, split.train, split.validation, config, progress=progress)
-    model.train_config = config.to_dict()
+    _fit(chosen, model, None, split, config, progress, observers)
     return model

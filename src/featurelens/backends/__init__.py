@@ -4,7 +4,7 @@ A plugin imports ``featurelens`` and ``featurelens.backends`` and nothing else o
 the built-in PyTorch and Keras backends are held to that by a test. Here are the contract
 (:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the objectives
 of :meth:`Backend.value_and_grad` (:class:`ClassScore`, :class:`ChannelMean`, :class:`Unit`) and its
-result (:class:`Gradients`), the dataset
+result (:class:`Gradients`), the :class:`EpochObserver` a trainer calls after every epoch, the dataset
 entry (:class:`DatasetEntry`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
@@ -13,7 +13,7 @@ History it returns, the canonical weight names, and probability helpers.
 The conformance kit, :mod:`featurelens.testing`, checks a backend against this contract.
 """
 
-from featurelens.backends.contract import Backend, BackendEntry, Capability
+from featurelens.backends.contract import Backend, BackendEntry, Capability, EpochObserver
 from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
@@ -39,11 +39,11 @@ from featurelens.spec import LayerSpec, ModelSpec
 from featurelens.weights import BN_PARAMS, canonical_shapes
 
 __all__ = [
-    "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability", "ChannelMean",
-    "ClassScore", "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochRecord",
+    "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability", "ChannelMean", "ClassScore",
+    "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochObserver", "EpochRecord",
     "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
-    "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry",
-    "ReportContext", "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities", "checked_request",
-    "available_backends", "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities",
-    "mode_for", "register_plugin", "registry", "unknown_layer", "unregister_plugin",
+    "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry", "ReportContext",
+    "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities", "checked_request", "available_backends",
+    "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities", "mode_for",
+    "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]

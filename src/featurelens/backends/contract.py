@@ -20,9 +20,9 @@ from __future__ import annotations
 import abc
 import enum
 import importlib.util
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from featurelens.errors import BackendError
 if TYPE_CHECKING:
     from featurelens.backends.objectives import Gradients, Objective
     from featurelens.config import TrainConfig
-    from featurelens.history import History
+    from featurelens.history import EpochRecord, History
     from featurelens.spec import ModelSpec
 
 
@@ -50,6 +50,18 @@ class Capability(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class EpochObserver(Protocol):
+    """Called by a trainer at the end of every epoch, once its metrics are in the History.
+
+    ``epoch`` is 1-based (``record.epoch``); ``native`` holds that epoch's weights (before any
+    early-stopping restore). Observers may read the model (predict, filters, feature maps) but must
+    not change it. Snapshots (:mod:`featurelens.atlas.snapshots`) are one; logging and
+    checkpointing plugins are others.
+    """
+
+    def __call__(self, epoch: int, record: EpochRecord, native: Any) -> None: ...
 
 
 class Backend(abc.ABC):
@@ -105,7 +117,7 @@ class Backend(abc.ABC):
 
     def fit(self, native: Any, spec: ModelSpec | None, train: tuple[np.ndarray, np.ndarray],
             validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-            progress: bool = True) -> History:
+            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
         """Train in place following ``config`` (early stopping, LR reduction, ...).
 
         ``spec`` is None for a model the user built (backends that also declare
@@ -114,6 +126,13 @@ class Backend(abc.ABC):
         Drive :class:`featurelens.backends.EarlyStopper` and :class:`~featurelens.backends.LRReducer`
         after every epoch (or the framework's own callbacks, if they agree exactly) and end with
         :meth:`History.finish <featurelens.backends.History.finish>`.
+
+        After every epoch that ran to its end, once its :class:`~featurelens.backends.EpochRecord`
+        is appended to the History, call each of ``observers`` in order as
+        ``observer(record.epoch, record, native)`` (see :class:`~featurelens.backends.EpochObserver`),
+        with the weights of that epoch, before early stopping restores any. An observer's exception
+        ends training and propagates. The core passes ``observers`` only when there are some, so a
+        backend that does not take the parameter still trains without them.
         """
         raise NotImplementedError(f"the {self.name!r} backend does not train")
 

@@ -1,4 +1,4 @@
-"""Two models side by side, from arrays: histories, filters, feature maps, per-layer differences.
+"""Two models side by side, from arrays: histories, filters, feature maps, per-layer differences and CKA.
 
 Names start with ``comparison_`` so they never collide with the single-model figures.
 """
@@ -87,14 +87,32 @@ def comparison_feature_maps_figure(image: np.ndarray, maps: Sequence[Mapping[str
 
 
 def comparison_differences_figure(differences: Sequence[LayerDifference]) -> Figure:
-    """The per-layer relative difference of two models' feature maps as bars (log scale)."""
-    fig = Figure(figsize=(9, 0.5 + 0.28 * len(differences)), layout="constrained")
-    ax = fig.add_subplot()
+    """Per layer, the relative difference of two models' feature maps as bars (log scale) and,
+    beside it where computed, their linear CKA (0 to 1, 1: the same representation)."""
+    with_cka = any(d.cka is not None for d in differences)
+    fig = Figure(figsize=(12 if with_cka else 9, 0.9 + 0.28 * len(differences)), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2]) if with_cka else [fig.add_subplot()]
+    ax = axes[0]
     values = [max(d.relative_difference, 1e-12) for d in differences]
     ax.barh(range(len(values)), values, color="#6e7781")
     ax.set_yticks(range(len(values)), [d.layer for d in differences], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("relative difference of the feature maps, ||a - b|| / max(||a||, ||b||)")
-    ax.set_title("How differently the two models see the same images, layer by layer")
+    if not with_cka:
+        ax.set_title("How differently the two models see the same images, layer by layer")
+        return fig
+    ax.set_title("Relative difference (0: identical)", fontsize=10)
+    ax_cka = axes[1]
+    cka = [np.nan if d.cka is None else d.cka for d in differences]
+    ax_cka.barh(range(len(cka)), np.nan_to_num(cka), color=COLOURS[0])
+    for i, v in enumerate(cka):
+        ax_cka.text(0.02 if np.isnan(v) or v < 0.25 else v - 0.02, i, "n/a" if np.isnan(v) else f"{v:.3f}",
+                    va="center", ha="left" if np.isnan(v) or v < 0.25 else "right", fontsize=7,
+                    color="black" if np.isnan(v) or v < 0.25 else "white")
+    ax_cka.set_xlim(0, 1)
+    ax_cka.set_xlabel("linear CKA of the feature maps (1: the same representation)")
+    ax_cka.set_title("Linear CKA (1: alike up to rotation and scale)", fontsize=10)
+    ax_cka.grid(axis="x", alpha=0.3)
+    fig.suptitle("How differently the two models see the same images, layer by layer")
     return fig
