@@ -41,6 +41,30 @@ def test_objectives_are_validated_on_creation():
     assert Capability.GRADIENTS.value == "gradients"
 
 
+def test_channel_mean_takes_one_channel_per_image():
+    per_image = ChannelMean("conv", (3, 0, 2))
+    assert per_image.per_image and not ChannelMean("conv", 3).per_image
+    assert ChannelMean("conv", np.array([3, 0, 2])) == per_image
+    assert hash(ChannelMean("conv", np.array([3, 0, 2]))) == hash(per_image)
+    assert ChannelMean("conv", 3) != ChannelMean("conv", (3,))  # one for all vs one image's
+    assert ChannelMean("conv", np.int64(3)) == ChannelMean("conv", 3)
+    np.testing.assert_array_equal(per_image.channels_for(1, 2), [0, 2])
+    np.testing.assert_array_equal(ChannelMean("conv", 4).channels_for(5, 3), [4, 4, 4])
+    with pytest.raises(InputError, match="3 channel.*for 2 image"):
+        per_image.channels_for(0, 0, total=2)
+    with pytest.raises(InputError, match="non-negative ints"):
+        ChannelMean("conv", (1, -2))
+    with pytest.raises(InputError, match="1-D sequence"):
+        ChannelMean("conv", np.zeros((2, 2), np.int64))
+    with pytest.raises(InputError, match="1-D sequence"):
+        ChannelMean("conv", (0.5, 1.0))
+    with pytest.raises(InputError, match="non-negative int"):
+        ChannelMean("conv", True)
+    with pytest.raises(InputError, match="channel 7 does not exist"):
+        ChannelMean("conv", (1, 7)).check_output((4, 4, 6))
+    ChannelMean("conv", (1, 5)).check_output((4, 4, 6))
+
+
 def test_the_base_backend_does_not_compute_gradients():
     from featurelens.backends import Backend
 
@@ -162,6 +186,51 @@ def test_torch_batching_gives_the_same_result(torch_spec_model):
     no_input = backend.value_and_grad(native, images, objective, wrt_input=False)
     assert no_input.input_grad is None and no_input.layer is None and no_input.layer_grad is None
     np.testing.assert_allclose(no_input.values, one.values, rtol=1e-6)
+
+
+@pytest.mark.torch
+def test_torch_per_image_channels_equal_one_channel_at_a_time(torch_spec_model):
+    backend, spec, native = torch_spec_model
+    images = fixtures.images(spec, 5, seed=6)
+    channels = np.array([2, 0, 3, 3, 1])
+    for name, layer in [("block1_bn2", None), ("block1_conv2", "block2_conv1"), ("dense1", "block1_relu1")]:
+        together = backend.value_and_grad(native, images, ChannelMean(name, channels), layer=layer, batch_size=2)
+        for i, channel in enumerate(channels):
+            alone = backend.value_and_grad(native, images[i:i + 1], ChannelMean(name, int(channel)), layer=layer)
+            np.testing.assert_allclose(together.values[i], alone.values[0], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(together.input_grad[i], alone.input_grad[0], rtol=1e-5, atol=1e-8)
+            if layer is not None:
+                np.testing.assert_allclose(together.activations[i], alone.activations[0], rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(together.layer_grad[i], alone.layer_grad[0], rtol=1e-5, atol=1e-8)
+    later = backend.value_and_grad(native, images, ChannelMean("block1_conv2", channels), layer="block2_conv1")
+    maps = next(backend.feature_maps(native, images, ["block2_conv1"]))["block2_conv1"]
+    np.testing.assert_allclose(later.activations, maps, rtol=1e-5, atol=1e-6)  # a later layer: the pass went on to it
+    assert not later.layer_grad.any()  # ... and cannot change an earlier objective
+    with pytest.raises(InputError, match="2 channel"):
+        backend.value_and_grad(native, images, ChannelMean("block1_bn2", (0, 1)))
+    with pytest.raises(InputError, match="channel 4 does not exist"):
+        backend.value_and_grad(native, images[:2], ChannelMean("block1_bn2", (0, 4)))
+    assert backend.attachments(native) == []
+
+
+@pytest.mark.torch
+def test_torch_stops_the_forward_pass_after_the_objective(torch_spec_model):
+    backend, spec, native = torch_spec_model
+    images = fixtures.images(spec, 3, seed=7)
+    ran = []
+    hook = dict(native.named_modules())["block2_conv1"].register_forward_hook(
+        lambda module, inputs, output: ran.append(len(output)) if len(output) == 3 else None)  # not the layout pass
+    try:
+        backend.value_and_grad(native, images, ChannelMean("block1_bn2", 1))
+        assert not ran  # the objective is known after block 1: block 2 never ran
+        backend.value_and_grad(native, images, ChannelMean("block1_bn2", 1), layer="block2_conv1")
+        assert ran  # a gradient layer later in the network: the pass goes on to it
+        ran.clear()
+        backend.value_and_grad(native, images, ClassScore((0, 1, 2)))
+        assert ran
+    finally:
+        hook.remove()
+    assert backend.attachments(native) == []
 
 
 @pytest.mark.torch

@@ -88,7 +88,7 @@ def _canonical(tensor: Any, channels_first: bool) -> Any:
 
 
 def _values(run: _GradRun, output: Any, objective: Any, objective_path: str | None, logits_path: str | None,
-            targets: np.ndarray | None, probabilities: bool) -> Any:
+            targets: np.ndarray | None, probabilities: bool, start: int = 0) -> Any:
     ops = keras.ops
     if isinstance(objective, ClassScore):
         if logits_path is not None:
@@ -104,6 +104,12 @@ def _values(run: _GradRun, output: Any, objective: Any, objective_path: str | No
     tensor, channels_first = run.outputs[objective_path]  # type: ignore[index]
     out = ops.cast(_canonical(tensor, channels_first), "float32")
     if isinstance(objective, ChannelMean):
+        if objective.per_image:  # image i: its own channel, by a one-hot mask (differentiable everywhere)
+            channels = objective.channels_for(start, int(out.shape[0]))
+            mask = np.eye(int(out.shape[-1]), dtype=np.float32)[channels]
+            if len(out.shape) == 2:
+                return ops.sum(out * ops.convert_to_tensor(mask), axis=1)
+            return ops.sum(ops.mean(out, axis=(1, 2)) * ops.convert_to_tensor(mask), axis=1)
         return out[:, objective.channel] if len(out.shape) == 2 else ops.mean(out[..., objective.channel], axis=(1, 2))
     if len(out.shape) == 2:
         return out[:, objective.channel]
@@ -196,6 +202,8 @@ def value_and_grad(model: keras.Model, images: np.ndarray, objective: Any, layer
     layer_path = introspect._canonical_name(entries, layer) if layer is not None else None
     targets_all = objective.checked_targets(len(x_all), np.iinfo(np.int64).max) \
         if isinstance(objective, ClassScore) else None
+    if isinstance(objective, ChannelMean):
+        objective.channels_for(0, 0, total=len(x_all))  # one channel per image, when given per image
     logits_path = _logits_path(model, kind) if isinstance(objective, ClassScore) else None
     keep = {p for p in (objective_path, layer_path, logits_path) if p is not None}
     parts: list[tuple[np.ndarray, ...]] = []
@@ -220,8 +228,9 @@ def value_and_grad(model: keras.Model, images: np.ndarray, objective: Any, layer
             batch = ClassScore(targets_all[start:start + len(x)], objective.kind)
             targets = batch.checked_targets(len(x), num_classes)
 
-        def compute(run: _GradRun, output: Any, targets: Any = targets, probabilities: Any = probabilities) -> Any:
-            return _values(run, output, objective, objective_path, logits_path, targets, bool(probabilities))
+        def compute(run: _GradRun, output: Any, targets: Any = targets, probabilities: Any = probabilities,
+                    start: int = start) -> Any:
+            return _values(run, output, objective, objective_path, logits_path, targets, bool(probabilities), start)
 
         try:
             if framework == "jax":

@@ -10,6 +10,9 @@ The layout of each layer's output (channels first or last) is the one introspect
 first pass of :func:`featurelens_torch.introspect._capture` on one image tells it. Hooks are
 removed, parameters' ``requires_grad`` and the training mode restored in ``finally`` blocks, and
 ``torch.autograd.grad`` is asked only for the input and ``delta``: nothing accumulates in ``.grad``.
+For a ``ChannelMean`` or ``Unit``, the forward pass stops (a private exception raised by the hook)
+once the objective and the gradient layer's activations are known: the layers after them cannot
+change either, so feature visualization of an early layer does not pay for the whole network.
 """
 
 from __future__ import annotations
@@ -41,11 +44,17 @@ def _canonical(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return t.permute(0, 2, 3, 1) if t.dim() == 4 and not channels_last else t
 
 
-def _unit_value(objective: ChannelMean | Unit, out: torch.Tensor) -> torch.Tensor:
+def _unit_value(objective: ChannelMean | Unit, out: torch.Tensor, start: int) -> torch.Tensor:
     out = out.float()
     objective.check_output(tuple(out.shape[1:]))
     if isinstance(objective, ChannelMean):
-        return out[..., objective.channel] if out.dim() == 2 else out[..., objective.channel].mean(dim=(1, 2))
+        if objective.per_image:  # image i of the batch: its own channel, gathered
+            rows = torch.arange(len(out), device=out.device)
+            channels = torch.as_tensor(objective.channels_for(start, len(out)), device=out.device)
+            picked = out[rows, channels] if out.dim() == 2 else out[rows, :, :, channels]
+        else:
+            picked = out[..., objective.channel]
+        return picked if out.dim() == 2 else picked.mean(dim=(1, 2))
     if out.dim() == 2:
         return out[:, objective.channel]
     return out[:, objective.y, objective.x, objective.channel]
@@ -73,6 +82,11 @@ def _forward(net: nn.Module, x: torch.Tensor) -> Any:
         x = module(x)
     modules[-1](x)  # the softmax layer runs too, so it can be asked for
     return x
+
+
+class _Done(Exception):
+    """Raised by the hook of a ChannelMean's or Unit's layer once the objective (and the gradient
+    layer's activations, if asked for) are known, to stop the forward pass there."""
 
 
 def _batch(net: nn.Module, x: torch.Tensor, objective: Any, targets: dict[str, tuple[str, nn.Module, int]],
@@ -109,7 +123,9 @@ def _batch(net: nn.Module, x: torch.Tensor, objective: Any, targets: dict[str, t
                                      "with one)")
                 tensor = replaced
             if not isinstance(objective, ClassScore) and name == objective.layer:
-                found["value"] = _unit_value(objective, _canonical(tensor, layouts[name]))
+                found["value"] = _unit_value(objective, _canonical(tensor, layouts[name]), start)
+        if "value" in found and (layer is None or "delta" in found):
+            raise _Done  # nothing later in the network is needed: skip the rest of the forward pass
         return output
 
     handles = []
@@ -118,8 +134,11 @@ def _batch(net: nn.Module, x: torch.Tensor, objective: Any, targets: dict[str, t
             handles.append(module.register_forward_hook(hook))
         x = x.detach().requires_grad_(wrt_input)
         with torch.enable_grad():
+            output = None
             try:
                 output = _forward(net, x)
+            except _Done:
+                pass
             except RuntimeError as exc:
                 raise InputError(f"the model could not run images of shape {(x.shape[2], x.shape[3], x.shape[1])} "
                                  f"(H, W, C): {exc}") from exc
@@ -150,6 +169,8 @@ def value_and_grad(net: nn.Module, images: np.ndarray, objective: Any, layer: st
     images = checked_request(images, objective, batch_size)
     if isinstance(objective, ClassScore):
         objective.checked_targets(len(images), np.iinfo(np.int64).max)  # the length; each batch checks the range
+    elif isinstance(objective, ChannelMean):
+        objective.channels_for(0, 0, total=len(images))  # one channel per image, when given per image
     targets: dict[str, tuple[str, nn.Module, int]] = {}
     for name in ([objective.layer] if not isinstance(objective, ClassScore) else []) + ([layer] if layer else []):
         targets[name] = introspect.find(net, name)

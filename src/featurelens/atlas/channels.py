@@ -4,9 +4,9 @@ It ties together the channel's kernel, its dataset examples (top patches, positi
 field), its statistics (mean activation, how often it is never active, its mean per class) and its
 feature-visualization image. Channels are read where they are passed on: a conv layer followed by
 batch norm and a ReLU is read at the ReLU (statistics and examples) and optimized at the batch
-norm's output (feature visualization), the channel's pre-activation, whose mean has a gradient
-even where the ReLU is off and whose sign is that of the ReLU's input (a conv output would not do:
-batch norm may flip its sign).
+norm's output (feature visualization, see :func:`~featurelens.atlas.featurevis.feature_visualization`),
+the channel's pre-activation, whose mean has a gradient even where the ReLU is off and whose sign is
+that of the ReLU's input (a conv output would not do: batch norm may flip its sign).
 """
 
 from __future__ import annotations
@@ -19,21 +19,9 @@ import numpy as np
 
 from featurelens.atlas.examples import LayerExamples, dataset_examples, measured_layer
 from featurelens.backends.contract import Capability
-from featurelens.backends.layers import LayerInfo, unknown_layer
+from featurelens.backends.layers import unknown_layer
 from featurelens.errors import InputError
 from featurelens.model import Model
-
-
-def optimized_layer(infos: Sequence[LayerInfo], layer: str) -> str:
-    """Where feature visualization maximizes a conv layer's channels: the batch norm right after
-    it when there is one (the pre-activation), else the layer itself."""
-    names = [info.name for info in infos]
-    if layer not in names:
-        raise unknown_layer(layer, names)
-    index = names.index(layer)
-    if infos[index].kind == "conv2d" and index + 1 < len(infos) and infos[index + 1].kind == "batch_norm":
-        return infos[index + 1].name
-    return layer
 
 
 def default_atlas_layers(model: Model) -> list[str]:
@@ -148,13 +136,12 @@ def channel_atlas(model: Model, images: np.ndarray, layers: str | Sequence[str] 
         if steps:
             from featurelens.atlas.featurevis import feature_visualization
 
-            target = optimized_layer(infos, name)
             colour = colour_images if colour_images is not None else images
-            vis = feature_visualization(model, target, steps=steps, seed=seed, colour=colour, progress=progress)
-            atlas.feature_vis, atlas.feature_vis_layer = vis.images, target
-            atlas.feature_vis_activation = getattr(vis, "activations", None)
+            vis = feature_visualization(model, name, steps=steps, seed=seed, colour=colour, progress=progress)
+            atlas.feature_vis, atlas.feature_vis_layer = vis.images, vis.objective_layer
+            atlas.feature_vis_activation = vis.activations
         result[name] = atlas
     return result
 
 
-__all__ = ["ChannelAtlas", "channel_atlas", "default_atlas_layers", "measured_layer", "optimized_layer"]
+__all__ = ["ChannelAtlas", "channel_atlas", "default_atlas_layers", "measured_layer"]

@@ -1,10 +1,13 @@
 """How the channels formed in training: snapshots of a model at chosen epochs.
 
 A snapshot holds, for every conv layer, its kernels and its feature maps of a small fixed *probe*
-batch: ``snapshot_probe`` held-out images (32 by default) drawn once with the config's seed from
-the validation split (the training images when there is none). Snapshots are recorded for the
-model as initialized (epoch 0), at the epochs :meth:`TrainConfig.snapshot_schedule
-<featurelens.TrainConfig.snapshot_schedule>` lists (``snapshot_every``, ``snapshot_epochs``) and
+batch, read where the channel passes them on (the ReLU after the conv and its batch norm, as the
+atlas reads them: a conv's own output is linear in its input, so after pooling the first layer's
+maps would look alike for any weights, random ones included): ``snapshot_probe`` held-out images
+(32 by default) drawn once with the config's seed from the validation split (the training images
+when there is none). Snapshots are recorded for the model as initialized (epoch 0), at the epochs
+:meth:`TrainConfig.snapshot_schedule <featurelens.TrainConfig.snapshot_schedule>` lists
+(``snapshot_every``, ``snapshot_epochs``) and
 for the model training returns (``final``: the best epoch's weights when early stopping restored
 them), so :func:`~featurelens.atlas.cka.cka_over_training` can compare every epoch with it.
 
@@ -95,6 +98,8 @@ class Snapshots:
     probe_indices: tuple[int, ...] = ()
     probe_source: str = "validation"
     pool: int = POOL
+    read_at: dict[str, str] = field(default_factory=dict)
+    """Per conv layer, the layer whose output its maps are (its ReLU, or itself)."""
 
     @property
     def nbytes(self) -> int:
@@ -138,7 +143,7 @@ class Snapshots:
         """The JSON description stored beside the arrays (``featurelens.json``'s ``"snapshots"``)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "epochs": list(self.epochs),
                 "layers": list(self.layers), "final_epoch": self.final_epoch, "pool": self.pool,
-                "dtype": np.dtype(DTYPE).name, "bytes": self.nbytes,
+                "dtype": np.dtype(DTYPE).name, "bytes": self.nbytes, "read_at": dict(self.read_at),
                 "probe": {"count": int(len(self.probe)), "source": self.probe_source,
                           "indices": list(self.probe_indices)}}
 
@@ -171,7 +176,8 @@ class Snapshots:
                        maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
                        final_maps=final_maps, final_epoch=meta.get("final_epoch"), probe=get("probe"),
                        probe_indices=tuple(int(i) for i in probe_meta.get("indices", ())),
-                       probe_source=str(probe_meta.get("source", "validation")), pool=int(meta.get("pool", POOL)))
+                       probe_source=str(probe_meta.get("source", "validation")), pool=int(meta.get("pool", POOL)),
+                       read_at={str(k): str(v) for k, v in (meta.get("read_at") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFolderError(f"{where}: the description is incomplete ({type(exc).__name__}: {exc}); "
                                    "the folder is damaged") from exc
@@ -186,20 +192,24 @@ class SnapshotRecorder:
 
     def __init__(self, backend: Backend, layers: list[str], probe: np.ndarray, schedule: tuple[int, ...],
                  probe_indices: tuple[int, ...] = (), probe_source: str = "validation",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, read_at: Mapping[str, str] | None = None) -> None:
         self.backend = backend
         self.schedule = frozenset(schedule)
         self.batch_size = batch_size
         self.snapshots = Snapshots(layers=tuple(layers), probe=np.asarray(probe, np.float32),
-                                   probe_indices=probe_indices, probe_source=probe_source)
+                                   probe_indices=probe_indices, probe_source=probe_source,
+                                   read_at={layer: (read_at or {}).get(layer, layer) for layer in layers})
 
     @classmethod
     def start(cls, backend: Backend, native: Any, config: TrainConfig, input_shape: tuple[int, int, int],
               held_out: np.ndarray, source: str = "validation") -> SnapshotRecorder:
         """Pick the probe from ``held_out`` (normalized images) with ``config.seed``, record the model as
         initialized, and refuse (``ConfigError``) a schedule whose snapshots would exceed ``MAX_BYTES``."""
+        from featurelens.atlas.examples import measured_layer  # it imports the model module
+
         backend.require(Capability.INTROSPECT, "record training snapshots")
-        layers = [info.name for info in backend.layers(native, input_shape) if info.kind == "conv2d"]
+        infos = backend.layers(native, input_shape)
+        layers = [info.name for info in infos if info.kind == "conv2d"]
         if not layers:
             raise InputError("the model has no conv layer, so there are no filters or feature maps to snapshot; "
                              "set snapshot_every=0")
@@ -208,7 +218,8 @@ class SnapshotRecorder:
         count = min(config.snapshot_probe, len(held_out))
         indices = np.sort(np.random.default_rng(config.seed).choice(len(held_out), count, replace=False))
         recorder = cls(backend, layers, np.asarray(held_out)[indices], config.snapshot_schedule(),
-                       tuple(int(i) for i in indices), source)
+                       tuple(int(i) for i in indices), source,
+                       read_at={layer: measured_layer(infos, layer) for layer in layers})
         filters, maps = recorder.capture(native)
         recorder.check_bound(config, _nbytes(filters), _nbytes(maps))
         recorder.store(0, filters, maps)
@@ -235,10 +246,12 @@ class SnapshotRecorder:
         """The kernels and pooled probe maps of every conv layer of ``native`` now (float16 copies)."""
         layers = list(self.snapshots.layers)
         filters = {name: np.asarray(self.backend.filters(native, name)).astype(DTYPE) for name in layers}
+        read_at = self.snapshots.read_at
         parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-        for batch in self.backend.feature_maps(native, self.snapshots.probe, layers, self.batch_size):
+        wanted = sorted({read_at.get(name, name) for name in layers})
+        for batch in self.backend.feature_maps(native, self.snapshots.probe, wanted, self.batch_size):
             for name in layers:
-                parts[name].append(pool_maps(batch[name], self.snapshots.pool).astype(DTYPE))
+                parts[name].append(pool_maps(batch[read_at.get(name, name)], self.snapshots.pool).astype(DTYPE))
         maps = {name: np.concatenate(chunks) for name, chunks in parts.items()}
         return filters, maps
 

@@ -224,8 +224,9 @@ class Backend(abc.ABC):
         log-softmax of the logits (for probability outputs: the log of the probability).
 
         Unknown layers raise :class:`~featurelens.backends.LayerNotFoundError`; images of the wrong
-        shape, targets of the wrong length or out of range, a channel or position outside the
-        layer's output raise :class:`~featurelens.InputError`.
+        shape, targets (or a :class:`ChannelMean`'s per-image channels, sliced per batch like the
+        targets) of the wrong length or out of range, a channel or position outside the layer's
+        output raise :class:`~featurelens.InputError`.
         """
         raise NotImplementedError(f"the {self.name!r} backend does not compute gradients: it does not declare the "
                                   f"{Capability.GRADIENTS.value!r} capability")

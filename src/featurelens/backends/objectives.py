@@ -4,7 +4,8 @@ Objectives are plain data (frozen dataclasses, no framework callables), so the c
 methods describe *what* to differentiate and every backend computes it its own way:
 
 - :class:`ClassScore`: the score of one target class per image, a logit or a log-probability;
-- :class:`ChannelMean`: the mean over positions of one channel of a named layer's output;
+- :class:`ChannelMean`: the mean over positions of one channel of a named layer's output (one
+  channel for all images, or one per image);
 - :class:`Unit`: one unit of a named layer's output at one position.
 
 Each image of a batch has its own value; the gradients are those of each image's value with
@@ -86,19 +87,67 @@ class ClassScore:
 @dataclass(frozen=True)
 class ChannelMean:
     """The mean over positions of channel ``channel`` of layer ``layer``'s output (for a 2-D output,
-    such as a dense layer's, the value of that feature)."""
+    such as a dense layer's, the value of that feature).
+
+    ``channel`` is one int for every image, or a 1-D sequence of ints, one per image (``channel[i]``
+    is image ``i``'s channel), so that one batch can optimise or explain a different channel per
+    image; the backend then checks that there is one channel per image.
+    """
 
     layer: str
-    channel: int
+    channel: int | tuple[int, ...] | np.ndarray
 
     def __post_init__(self) -> None:
         _layer_name(self.layer, "ChannelMean")
-        _index(self.channel, "ChannelMean channel")
+        if isinstance(self.channel, (int, np.integer)) and not isinstance(self.channel, bool):
+            _index(self.channel, "ChannelMean channel")
+            return
+        channels = np.asarray(self.channel)
+        if channels.ndim != 1 or (channels.size and channels.dtype.kind not in "iu"):
+            raise InputError(f"ChannelMean channel must be a non-negative int or a 1-D sequence of them (one per "
+                             f"image); got {self.channel!r}")
+        if channels.size and bool((channels < 0).any()):
+            raise InputError(f"ChannelMean channels must be non-negative ints, got {channels[:8]!r}")
+
+    @property
+    def per_image(self) -> bool:
+        """Whether ``channel`` gives one channel per image rather than one for all."""
+        return not isinstance(self.channel, (int, np.integer))
+
+    @property
+    def channel_array(self) -> np.ndarray:
+        """The channels as an int64 array: one element for a shared channel, else one per image."""
+        return np.asarray(self.channel, dtype=np.int64).reshape(-1)
+
+    def channels_for(self, start: int, count: int, total: int | None = None) -> np.ndarray:
+        """The channels of images ``start`` to ``start + count`` (int64, one per image).
+
+        ``total``, when given, is the number of images of the whole request: per-image channels
+        must be exactly that many (checked once, before the first batch).
+        """
+        channels = self.channel_array
+        if not self.per_image:
+            return np.full(count, int(channels[0]), np.int64)
+        if total is not None and len(channels) != total:
+            raise InputError(f"ChannelMean has {len(channels)} channel(s) for {total} image(s); give one channel per "
+                             "image, or one int for all")
+        part = channels[start:start + count]
+        if len(part) != count:
+            raise InputError(f"ChannelMean has {len(channels)} channel(s), too few for images {start} to "
+                             f"{start + count - 1}; give one channel per image, or one int for all")
+        return part
 
     def check_output(self, shape: tuple[int, ...]) -> None:
         """Raise :class:`InputError` unless the channel exists in a layer output of ``shape``
         (per image, channels last)."""
         _check_output(self, shape)
+
+    def __eq__(self, other: object) -> bool:  # arrays do not compare as booleans
+        return (isinstance(other, ChannelMean) and self.layer == other.layer and self.per_image == other.per_image
+                and np.array_equal(self.channel_array, other.channel_array))
+
+    def __hash__(self) -> int:
+        return hash((self.layer, self.per_image, tuple(self.channel_array.tolist())))
 
 
 @dataclass(frozen=True)
@@ -159,8 +208,9 @@ def _check_output(objective: ChannelMean | Unit, shape: tuple[int, ...]) -> None
         raise InputError(f"{name} needs a layer with (h, w, c) or (features,) outputs; {objective.layer!r} gives "
                          f"{shape}")
     channels = shape[-1]
-    if objective.channel >= channels:
-        raise InputError(f"{name} channel {objective.channel} does not exist: {objective.layer!r} has {channels} "
+    wanted = objective.channel_array if isinstance(objective, ChannelMean) else np.array([objective.channel])
+    if wanted.size and int(wanted.max()) >= channels:
+        raise InputError(f"{name} channel {int(wanted.max())} does not exist: {objective.layer!r} has {channels} "
                          "channel(s)")
     if isinstance(objective, Unit):
         if len(shape) == 3 and (objective.y is None or objective.x is None):

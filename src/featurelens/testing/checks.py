@@ -450,7 +450,8 @@ def _objective_of(ctx: KitContext, native: Any, images: np.ndarray, objective: A
     maps = np.concatenate([b[objective.layer] for b in ctx.backend.feature_maps(native, images, [objective.layer])])
     maps = maps.astype(np.float64)
     if isinstance(objective, ChannelMean):
-        return maps[..., objective.channel] if maps.ndim == 2 else maps[..., objective.channel].mean(axis=(1, 2))
+        picked = maps[np.arange(len(maps)), ..., objective.channels_for(0, len(maps))]
+        return picked if maps.ndim == 2 else picked.mean(axis=(1, 2))
     return maps[:, objective.channel] if maps.ndim == 2 else maps[:, objective.y, objective.x, objective.channel]
 
 
@@ -546,6 +547,37 @@ def check_gradients_agree_across_backends(ctx: KitContext) -> str:
     return "the same weights give the same values and gradients in " + ", ".join(lines)
 
 
+def check_gradients_per_image_channels(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    images = ctx.images[:5]
+    cases = [("block1_conv2", (2, 0, 3, 3, 1), "block1_conv1"), ("dense1", (7, 0, 5, 2, 2), None)]
+    worst = 0.0
+    for name, channels, layer in cases:
+        together = ctx.backend.value_and_grad(native, images, ChannelMean(name, channels), layer=layer, batch_size=2)
+        expect(together.values.shape == (len(images),) and together.input_grad is not None,
+               f"ChannelMean({name!r}, per-image channels): values must be (N,) with an input gradient, got "
+               f"{together.values.shape}")
+        for i, channel in enumerate(channels):
+            alone = ctx.backend.value_and_grad(native, images[i:i + 1], ChannelMean(name, channel), layer=layer)
+            pairs = [("values", together.values[i:i + 1], alone.values),
+                     ("input_grad", together.input_grad[i:i + 1], alone.input_grad)]  # type: ignore[index]
+            if layer is not None:
+                pairs.append(("layer_grad", together.layer_grad[i:i + 1], alone.layer_grad))  # type: ignore[index]
+            for what, x, y in pairs:
+                diff = relative_difference(np.asarray(x), np.asarray(y))
+                worst = max(worst, diff)
+                expect(diff <= GRADIENT_CROSS_BACKEND_TOLERANCE,
+                       f"ChannelMean({name!r}, channels {channels}) with batch_size=2: {what} of image {i} differ by "
+                       f"{diff:.3g} from ChannelMean({name!r}, {channel}) on that image alone (relative; tolerance "
+                       f"{GRADIENT_CROSS_BACKEND_TOLERANCE}); is each batch given its own slice of the channels?")
+    _expect_error(lambda: ctx.backend.value_and_grad(native, images, ChannelMean("block1_conv2", (0, 1))),
+                  InputError, "value_and_grad with 2 per-image channels for 5 images")
+    _expect_error(lambda: ctx.backend.value_and_grad(native, images[:2], ChannelMean("block1_conv2", (0, 4))),
+                  InputError, "value_and_grad with channel 4 of a 4-channel layer")
+    return (f"per-image channels (conv and dense, batches of 2) equal each image with its own channel (relative "
+            f"{worst:.1g}); a wrong count or a missing channel is an InputError")
+
+
 def check_gradients_cleanup(ctx: KitContext) -> str:
     native = ctx.loaded()
     before = ctx.backend.predict(native, ctx.images)
@@ -601,6 +633,9 @@ CHECKS: tuple[Check, ...] = (
           check_gradients_finite_difference),
     Check("gradients_agree_across_backends", "every other backend declaring gradients gives the same values and "
           "gradients for the same weights", Capability.GRADIENTS, check_gradients_agree_across_backends),
+    Check("gradients_per_image_channels", "a ChannelMean with one channel per image gives each image the values "
+          "and gradients of its own channel, in any batching", Capability.GRADIENTS,
+          check_gradients_per_image_channels),
     Check("gradients_cleanup", "nothing left attached and predictions unchanged after value_and_grad, even when it "
           "fails", Capability.GRADIENTS, check_gradients_cleanup),
     Check("native_weights", "users' models save and load through native_weights, with a JSON architecture record",
