@@ -146,8 +146,9 @@ def test_snapshots_are_recorded_at_the_scheduled_epochs(trained, arrays):
     _, _, val_x, _ = fl.train_val_split(*arrays, 0.2, 0)
     assert snaps.probe_source == "validation" and len(snaps.probe_indices) == 16
     np.testing.assert_allclose(snaps.probe, model.normalization.apply(val_x)[list(snaps.probe_indices)], rtol=1e-6)
-    final = next(model.backend.feature_maps(model.native, snaps.probe, list(CONVS)))
-    np.testing.assert_allclose(snaps.final_maps["block2_conv1"], pool_maps(final["block2_conv1"]), atol=2e-2)
+    assert snaps.read_at == {"block1_conv1": "block1_relu1", "block2_conv1": "block2_relu1"}  # what is passed on
+    final = next(model.backend.feature_maps(model.native, snaps.probe, ["block2_relu1"]))
+    np.testing.assert_allclose(snaps.final_maps["block2_conv1"], pool_maps(final["block2_relu1"]), atol=2e-2)
     cka = cka_over_training(snaps)
     assert cka.shape == (4, 2) and np.isfinite(cka).all()
     if snaps.final_epoch in snaps.epochs:
@@ -181,6 +182,7 @@ def test_the_folder_stores_and_loads_the_snapshots(trained, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # written atomically
     loaded = fl.load_model(folder)
     assert loaded.snapshots.epochs == model.snapshots.epochs and loaded.snapshots.layers == CONVS
+    assert loaded.snapshots.read_at == model.snapshots.read_at
     np.testing.assert_array_equal(cka_over_training(loaded.snapshots), cka_over_training(model.snapshots))
     np.testing.assert_array_equal(loaded.snapshots.filters[4]["block2_conv1"],
                                   model.snapshots.filters[4]["block2_conv1"])
@@ -282,3 +284,24 @@ def test_cli_train_snapshot_every_and_compare_table(cifar_root, tmp_path, capsys
     assert main(["train", "--preset", "tiny", "--data-dir", str(cifar_root), "--snapshot-every", "-2",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "snapshot_every: -2 is invalid" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_drift_figures_and_convert_keeps_the_snapshots(trained, arrays, tmp_path):
+    from featurelens.backends.figures import ReportFigure
+    from featurelens.convert import convert_model
+    from featurelens.report import write_report
+    from featurelens.report_figures import filters_over_training, similarity_over_training
+
+    model, _ = trained
+    images, labels = arrays
+    data = fl.Dataset(images[:40], labels[:40], images[40:60], labels[40:60], tuple(model.class_names), "", "synthetic")
+    figures = [ReportFigure("filters_over_training", "How the filters formed", "", filters_over_training),
+               ReportFigure("similarity_over_training", "When each layer settled", "", similarity_over_training)]
+    written = [f.filename for f in write_report(model, data, tmp_path / "report", figures=figures)]
+    assert written == ["filters_over_training.png", "filters_over_training.gif", "similarity_over_training.png"]
+    assert Image.open(tmp_path / "report" / "filters_over_training.gif").n_frames == len(model.snapshots.epochs) + 1
+    assert "filters_over_training.gif" in (tmp_path / "report" / "index.html").read_text()
+
+    plain = fl.build_model(SMALL, model.normalization, model.class_names, "torch")
+    assert write_report(plain, data, tmp_path / "plain", figures=figures) == []  # no snapshots, no figures
+    assert convert_model(model, "torch").snapshots is model.snapshots

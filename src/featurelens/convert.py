@@ -10,7 +10,8 @@ from featurelens.weights import check_weights
 
 
 def convert_model(model: Model, backend: str | Backend) -> SpecModel:
-    """The same model (weights, batch-norm statistics, normalization, history) on ``backend``."""
+    """The same model (weights, batch-norm statistics, normalization, history, training snapshots)
+    on ``backend``; snapshots are in canonical layouts, so they hold for every backend."""
     if not isinstance(model, SpecModel):
         raise InputError(f"{model.name} was built by its user, not from a featurelens spec; only spec-built "
                          "models move between backends (their weights have one canonical layout)")
@@ -19,5 +20,7 @@ def convert_model(model: Model, backend: str | Backend) -> SpecModel:
     check_weights(model.spec, weights, f"the {model.backend.name} model's weights")
     native = target.build(model.spec)
     target.set_weights(native, weights)
-    return SpecModel(target, native, model.spec, model.normalization, model.class_names or (),
-                     history=model.history, train_config=model.train_config)
+    converted = SpecModel(target, native, model.spec, model.normalization, model.class_names or (),
+                          history=model.history, train_config=model.train_config)
+    converted.snapshots = model.snapshots
+    return converted

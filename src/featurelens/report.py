@@ -61,9 +61,26 @@ def write_report(model: Model, data: Dataset, out: str | os.PathLike[str], image
             for stem, fig, title, caption in panels:
                 fig.savefig(tmp / f"{stem}.png", dpi=dpi)
                 written.append(FigureFile(f"{stem}.png", title, caption))
+        gif = _filters_gif(model, tmp)
+        if gif is not None:  # beside the still figure of the same kernels
+            after = [i for i, f in enumerate(written) if f.filename == "filters_over_training.png"]
+            written.insert(after[0] + 1 if after else len(written), gif)
         heading = f"Inside {model.name} ({model.backend.name} backend)"
         (tmp / "index.html").write_text(index_html(heading, written, failed), encoding="utf-8")
     return written
+
+
+def _filters_gif(model: Model, folder: os.PathLike[str] | str) -> FigureFile | None:
+    """The first conv layer's kernels over training as an animated GIF, for models with snapshots."""
+    snapshots = getattr(model, "snapshots", None)  # a stand-in model may lack the attribute
+    if snapshots is None or not snapshots.layers:
+        return None
+    from featurelens.visualize.drift import write_filters_gif
+
+    labels, arrays = snapshots.layer_filters(snapshots.layers[0])
+    write_filters_gif(arrays, labels, os.path.join(folder, "filters_over_training.gif"))
+    return FigureFile("filters_over_training.gif", f"{snapshots.layers[0]} over training (animated)",
+                      "The same kernels as above, one frame per snapshot.")
 
 
 def write_comparison(a: Model, b: Model, data: Dataset, out: str | os.PathLike[str],

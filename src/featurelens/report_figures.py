@@ -125,6 +125,76 @@ def mistakes_explained(ctx: ReportContext) -> Figure | None:
                                         method=f"Grad-CAM on {for_predicted.layer}")
 
 
+ATLAS_CHANNELS = 12
+ATLAS_STEPS = 128
+
+
+def channel_atlas(ctx: ReportContext) -> list[Panel] | None:
+    """Each block's last conv layer: its most class-selective channels, with feature visualization
+    where the backend has gradients (the full atlas is ``featurelens atlas``)."""
+    from featurelens import atlas
+    from featurelens.atlas.featurevis import feature_visualization
+    from featurelens.visualize.atlas import channel_atlas_figure
+
+    model = ctx.model
+    if not model.backend.supports(Capability.INTROSPECT) or not model.conv_layers():
+        return None
+    layers = atlas.default_atlas_layers(model)
+    found = atlas.dataset_examples(model, ctx.images, layers, top=8, labels=ctx.labels,
+                                   num_classes=len(ctx.class_names))
+    gradients = model.backend.supports(Capability.GRADIENTS)
+    panels = []
+    for name in layers:
+        examples = found[name]
+        selectivity = examples.stats.selectivity
+        order = np.argsort(-selectivity) if selectivity is not None else np.arange(examples.channels)
+        chosen = np.sort(order[:ATLAS_CHANNELS])
+        images = None
+        if gradients:
+            result = feature_visualization(model, name, channels=chosen,
+                                           steps=ATLAS_STEPS, colour=ctx.data.train_images[:5000]
+                                           if len(ctx.data.train_images) else ctx.images[:5000], progress=False)
+            images = np.zeros((examples.channels, *result.images.shape[1:]), np.float32)
+            images[chosen] = result.images
+        patches = examples.patches(ctx.images) if examples.field is not None else None
+        figure = channel_atlas_figure(name, chosen, kernels=model.filters(name), feature_vis=images, patches=patches,
+                                      mean=examples.stats.mean, never_active=examples.stats.never_active,
+                                      class_mean=examples.stats.class_mean, class_names=ctx.class_names,
+                                      measured_at=examples.measured_at,
+                                      title=f"{name}: its {len(chosen)} most class-selective channels")
+        dead = int(examples.stats.dead.sum())
+        panels.append(Panel(name, figure, f"What the channels of {name} detect",
+                            f"Its {len(chosen)} most class-selective channels (of {examples.channels}; {dead} dead) "
+                            f"over the {len(ctx.images):,} test images: kernel, "
+                            + ("an image optimized to excite the channel, " if gradients else "")
+                            + "the receptive-field patches of the images that excite it most, and its mean "
+                            "activation per class. featurelens atlas draws every channel."))
+    return panels
+
+
+def filters_over_training(ctx: ReportContext) -> Figure | None:
+    """The first conv layer's kernels at every snapshot (models trained with snapshots)."""
+    from featurelens.visualize.drift import filters_over_epochs_figure
+
+    snapshots = ctx.model.snapshots
+    if snapshots is None or not snapshots.layers:
+        return None
+    labels, arrays = snapshots.layer_filters(snapshots.layers[0])
+    return filters_over_epochs_figure(arrays, labels, snapshots.layers[0])
+
+
+def similarity_over_training(ctx: ReportContext) -> Figure | None:
+    """Linear CKA of each conv layer at every snapshot against the trained model."""
+    from featurelens.atlas.cka import cka_over_training
+    from featurelens.visualize.drift import cka_heatmap_figure
+
+    snapshots = ctx.model.snapshots
+    if snapshots is None or not snapshots.layers:
+        return None
+    return cka_heatmap_figure(cka_over_training(snapshots), [f"epoch {e}" for e in snapshots.epochs],
+                              snapshots.layers, probe=len(snapshots.probe))
+
+
 BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], FigureResult]]] = [
     ("samples", "Dataset samples", "Eight random test images of every class, as loaded.", samples),
     ("history", "Training history", "Loss and accuracy per epoch on the training and validation images; "
@@ -146,9 +216,20 @@ BUILTIN: list[tuple[str, str, str, Callable[[ReportContext], FigureResult]]] = [
     ("mistakes_explained", "Mistakes explained", f"Grad-CAM of the {EXPLAINED} most confident mistakes: the "
      "evidence the model saw for the class it predicted beside the evidence for the true class. Backends "
      "with gradients only.", mistakes_explained),
+    ("atlas", "What each channel detects", "Dataset examples, feature visualization and statistics per "
+     "channel of each block's last conv layer.", channel_atlas),
+    ("filters_over_training", "How the filters formed", "The first conv layer's kernels at every snapshot "
+     "taken during training (train --snapshot-every), each scaled on its own; filters_over_training.gif "
+     "animates them.", filters_over_training),
+    ("similarity_over_training", "When each layer settled", "Linear CKA (Kornblith et al. 2019) of each "
+     "conv layer's representation of a fixed probe batch at every snapshot against the trained model: "
+     "1 means it already computed what it computes at the end, up to a rotation and a scale. Early "
+     "layers usually settle first.", similarity_over_training),
 ]
-ORDERS = {"explanations": 850, "mistakes_explained": 910}
-"""Figures added later keep the older ones' orders (100 to 900) and stay before plugins' (950 in the docs)."""
+ORDERS = {"explanations": 850, "mistakes_explained": 910, "atlas": 420, "filters_over_training": 320,
+          "similarity_over_training": 330}
+"""Figures added later keep the older ones' orders (100 to 900) and stay before plugins' (950 in the docs);
+the drift figures follow the filters, the atlas the feature maps and the hierarchy."""
 
 
 @hookimpl

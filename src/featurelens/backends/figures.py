@@ -41,7 +41,8 @@ class ReportFigure:
     """A figure of the report: ``make(context)`` draws it; ``order`` places it (lower first).
 
     ``name`` is the PNG's file name without extension (for panels, ``name_key.png``) and must be
-    unique among registered figures. The built-in figures use orders 100-910 (100-900 in steps of 100, 850 and 910).
+    unique among registered figures. The built-in figures use orders 100-910 (100-900 in steps of 100,
+    420, 850 and 910).
     """
 
     name: str

@@ -4,14 +4,23 @@ Every function returns a :class:`matplotlib.figure.Figure` (it never calls ``sho
 works for every backend, in notebooks, scripts and docs; the ``*_mosaic``, ``sample_indices``,
 ``top_k`` and ``confident_mistakes`` helpers give the same content as arrays. The
 ``*_figure`` functions of :mod:`featurelens.visualize.explanations` draw the attribution maps of
-:mod:`featurelens.explain` over their images.
+:mod:`featurelens.explain` over their images, those of :mod:`featurelens.visualize.atlas` the channel
+atlas of :mod:`featurelens.atlas`, and those of :mod:`featurelens.visualize.drift` how filters and
+layers changed during training (snapshots, CKA).
 """
 
+from featurelens.visualize.atlas import channel_atlas_figure, examples_in_context_figure, top_patches_figure
 from featurelens.visualize.comparison import (
     comparison_differences_figure,
     comparison_feature_maps_figure,
     comparison_filters_figure,
     comparison_histories_figure,
+)
+from featurelens.visualize.drift import (
+    cka_heatmap_figure,
+    filter_frames,
+    filters_over_epochs_figure,
+    write_filters_gif,
 )
 from featurelens.visualize.explanations import (
     all_classes_figure,
@@ -40,6 +49,8 @@ from featurelens.visualize.predictions import (
 from featurelens.visualize.samples import sample_indices, samples_figure, samples_mosaic
 
 __all__ = [
+    "channel_atlas_figure", "examples_in_context_figure", "top_patches_figure",
+    "cka_heatmap_figure", "filter_frames", "filters_over_epochs_figure", "write_filters_gif",
     "all_classes_figure", "deletion_insertion_figure", "explanation_overlay_figure", "methods_grid_figure",
     "mistakes_explained_figure",
     "comparison_differences_figure", "comparison_feature_maps_figure", "comparison_filters_figure",

@@ -55,7 +55,7 @@ def _kernel(ax: Axes, kernel: np.ndarray) -> None:
     _blank(ax)
 
 
-def _channels(channels: Sequence[int] | None, count: int) -> list[int]:
+def _channels(channels: Sequence[int] | np.ndarray | None, count: int) -> list[int]:
     chosen = list(range(count)) if channels is None else [int(c) for c in channels]
     bad = [c for c in chosen if not 0 <= c < count]
     if bad:
@@ -81,7 +81,8 @@ def _label(c: int, mean: np.ndarray | None, never: np.ndarray | None, class_mean
     return "\n".join(lines), dead
 
 
-def channel_atlas_figure(layer: str, channels: Sequence[int] | None = None, *, kernels: np.ndarray | None = None,
+def channel_atlas_figure(layer: str, channels: Sequence[int] | np.ndarray | None = None, *,
+                         kernels: np.ndarray | None = None,
                          feature_vis: np.ndarray | None = None, patches: np.ndarray | None = None,
                          mean: np.ndarray | None = None, never_active: np.ndarray | None = None,
                          class_mean: np.ndarray | None = None, class_names: Sequence[str] | None = None,
