@@ -18,12 +18,18 @@ def cifar10() -> fl.Dataset:
 
 
 def seed_model(backend: str = "torch") -> fl.Model:
-    """The seed CNN trained on :func:`cifar10` with ``backend``, trained once and then reused."""
+    """The seed CNN trained on :func:`cifar10` with ``backend``, trained once and then reused.
+
+    Snapshots are taken after every epoch (filters and probe maps, about 1 MB each), for the
+    example on how the filters formed.
+    """
     folder = CACHE / f"seed-{backend}"
     if (folder / "featurelens.json").is_file():
-        return fl.load_model(folder)
+        model = fl.load_model(folder)
+        if model.snapshots is not None:  # a cache from before snapshots is trained again
+            return model
     data = cifar10()
-    config = fl.TrainConfig(epochs=EPOCHS, seed=0)
+    config = fl.TrainConfig(epochs=EPOCHS, seed=0, snapshot_every=1)
     model = fl.train(fl.get_preset("seed"), data.train_images, data.train_labels, config,
                      backend=backend, class_names=data.class_names, progress=False)
     model.save(folder, overwrite=True)
