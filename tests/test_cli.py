@@ -59,6 +59,10 @@ def test_demo_runs_end_to_end(cifar_root, tmp_path, capsys, isolated_env):
     assert "Outputs:" in printed
     assert (tmp_path / "demo" / "model" / "weights.safetensors").is_file()
     assert (tmp_path / "demo" / "model" / "evaluation.json").is_file()
+    assert (tmp_path / "demo" / "model" / "snapshots.safetensors").is_file()  # for "how the filters formed"
+    figures = {p.name for p in (tmp_path / "demo" / "figures").iterdir()}
+    assert {"filters_over_training.png", "filters_over_training.gif", "similarity_over_training.png"} <= figures
+    assert any(name.startswith("atlas_") for name in figures)
 
 
 def test_spec_command_prints_json(capsys):

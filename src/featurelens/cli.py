@@ -313,7 +313,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     per_class = args.train_per_class or (None if args.full else DEMO_TRAIN_PER_CLASS)
     epochs = args.epochs or (100 if args.full else DEMO_EPOCHS)
-    config = TrainConfig(epochs=epochs, device=args.device or "auto", augment=args.full)
+    # Snapshots (about 1 MB each for the seed CNN) for the report's "how the filters formed".
+    config = TrainConfig(epochs=epochs, device=args.device or "auto", augment=args.full,
+                         snapshot_every=max(1, epochs // 10))
     backend = get_backend(args.backend)
     data, choice = _load_data(args, per_class)
     spec = get_preset("seed", data.input_shape, len(data.class_names))
@@ -339,9 +341,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"  model folder   {model_dir}  (featurelens.json, weights.safetensors)")
     print(f"  history        {model_dir / 'history.json'}")
     print(f"  evaluation     {model_dir / 'evaluation.json'}")
-    print(f"  figures        {figures_dir / 'index.html'}  ({len(figures)} PNGs: samples, history, "
-          "filters, feature maps, predictions, confusion matrix, mistakes, where the model looks, "
-          "mistakes explained)")
+    print(f"  figures        {figures_dir / 'index.html'}  ({len(figures)} figures: samples, history, "
+          "filters and how they formed, feature maps, what each channel detects, predictions, confusion "
+          "matrix, mistakes, where the model looks, mistakes explained)")
     if not args.full:
         print("This was the CPU-sized demo; `featurelens demo --full` runs the whole recipe.")
     return 0
