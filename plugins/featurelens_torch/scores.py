@@ -39,8 +39,17 @@ def are_probabilities(scores: torch.Tensor) -> bool:
 
 
 def cross_entropy(scores: torch.Tensor, target: torch.Tensor, probabilities: bool,
-                  reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of logits, or of probabilities (then on their clamped log)."""
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of logits, or of probabilities (then on their clamped log), against targets
+    smoothed towards uniform by ``label_smoothing``: ``(1 - s) * one_hot + s / classes``."""
     if probabilities:
-        return F.nll_loss(torch.log(scores.float().clamp_min(1e-7)), target, reduction=reduction)
-    return F.cross_entropy(scores, target, reduction=reduction)
+        log_p = torch.log(scores.float().clamp_min(1e-7))
+        loss = F.nll_loss(log_p, target, reduction=reduction)
+        if not label_smoothing:
+            return loss
+        uniform = -log_p.mean(1)  # cross-entropy against the uniform distribution, per row
+        uniform = uniform.sum() if reduction == "sum" else uniform.mean() if reduction == "mean" else uniform
+        return (1.0 - label_smoothing) * loss + label_smoothing * uniform
+    if not label_smoothing:
+        return F.cross_entropy(scores, target, reduction=reduction)
+    return F.cross_entropy(scores, target, reduction=reduction, label_smoothing=label_smoothing)

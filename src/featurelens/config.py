@@ -18,6 +18,9 @@ MAX_SNAPSHOT_PROBE = 256
 OPTIMIZERS = ("adam", "adamw", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 METRICS = ("val_loss", "val_accuracy", "loss", "accuracy")
+LR_SCHEDULES = ("constant", "warmup_linear", "warmup_cosine")
+PRECISIONS = ("auto", "fp32", "bf16")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def _bad(path: str, value: Any, why: str) -> NoReturn:
@@ -98,6 +101,22 @@ class TrainConfig:
     snapshot_epochs: tuple[int, ...] = ()
     #: How many held-out images the snapshots' feature maps are taken of (fixed by ``seed``).
     snapshot_probe: int = 32
+    #: Cross-entropy against targets smoothed towards uniform by this much (0: none).
+    label_smoothing: float = 0.0
+    #: A per-step factor on the learning rate: ``constant`` (1), or a linear warm-up from 0 over
+    #: ``warmup_epochs`` then a linear (``warmup_linear``) or cosine (``warmup_cosine``) decay to 0 at
+    #: the last step. It multiplies the rate that plateau reduction (``reduce_lr``) sets.
+    lr_schedule: str = "constant"
+    #: Epochs (fractions allowed) of the schedule's linear warm-up; one longer than the run (say, a
+    #: recipe's warm-up with fewer ``epochs``) is cut at the run's end.
+    warmup_epochs: float = 0.0
+    #: Weight averaging: an exponential moving average of the weights with this decay per step,
+    #: which training returns and validates (0: off).
+    weight_averaging: float = 0.0
+    #: ``auto``: bfloat16 autocast where the device supports it (CUDA), float32 elsewhere.
+    precision: str = "auto"
+    #: Compile and graph-capture the training step: ``auto`` on CUDA, off on the CPU.
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         _number("epochs", self.epochs, 1, integer=True)
@@ -122,6 +141,21 @@ class TrainConfig:
             _number(f"snapshot_epochs[{i}]", epoch, 1, self.epochs, integer=True)
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(self.snapshot_epochs))))
         _number("snapshot_probe", self.snapshot_probe, 1, MAX_SNAPSHOT_PROBE, integer=True)
+        _number("label_smoothing", self.label_smoothing, 0, 1)
+        if self.label_smoothing >= 1:
+            _bad("label_smoothing", self.label_smoothing, "must be < 1 (1 would make every target uniform)")
+        if self.lr_schedule not in LR_SCHEDULES:
+            _bad("lr_schedule", self.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
+        _number("warmup_epochs", self.warmup_epochs, 0)
+        if self.warmup_epochs and self.lr_schedule == "constant":
+            _bad("warmup_epochs", self.warmup_epochs, "a warm-up needs lr_schedule warmup_linear or warmup_cosine")
+        _number("weight_averaging", self.weight_averaging, 0, 1)
+        if self.weight_averaging >= 1:
+            _bad("weight_averaging", self.weight_averaging, "the decay must be < 1 (e.g. 0.99; 0 turns it off)")
+        if self.precision not in PRECISIONS:
+            _bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
+        if self.compile not in COMPILE_MODES:
+            _bad("compile", self.compile, f"choose one of {', '.join(COMPILE_MODES)}")
         needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
                      if c is not None and c.monitor.startswith("val_")]
         if needs_val and self.validation_split == 0:

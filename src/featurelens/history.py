@@ -44,6 +44,8 @@ class History:
     restored_best_weights: bool = False
     backend: str = ""
     device: str = ""
+    #: Seconds spent compiling the training step (left out of the epochs' ``seconds``); 0 when not compiled.
+    compile_seconds: float = 0.0
 
     def append(self, record: EpochRecord) -> None:
         self.epochs.append(record)
