@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -83,3 +84,47 @@ def test_summary_mentions_every_layer_and_the_total():
     for name in spec.layer_names():
         assert name in text
     assert f"{spec.parameter_count():,}" in text
+
+
+def test_gelu_activation_names_kinds_and_json():
+    spec = ModelSpec(blocks=(ConvBlock(4, activation="gelu"), ConvBlock(4, convs=1)),
+                     dense=(DenseBlock(8, activation="gelu"), DenseBlock(8)))
+    kinds = {layer.name: layer.kind for layer in spec.layers()}
+    assert kinds["block1_gelu1"] == kinds["block1_gelu2"] == kinds["dense1_gelu"] == "gelu"
+    assert kinds["block2_relu1"] == kinds["dense2_relu"] == "relu"
+    data = json.loads(spec.to_json())
+    assert data["blocks"][0]["activation"] == "gelu" and "activation" not in data["blocks"][1]
+    assert data["dense"][0]["activation"] == "gelu" and "activation" not in data["dense"][1]
+    assert ModelSpec.from_json(spec.to_json()) == spec
+
+
+def test_relu_json_is_unchanged_and_old_json_loads():
+    data = json.loads(get_preset("seed").to_json())
+    assert all("activation" not in block for block in data["blocks"] + data["dense"])
+    old = {"blocks": [{"filters": 4}], "dense": [{"units": 3}]}
+    assert ModelSpec.from_dict(old).blocks[0].activation == "relu"
+
+
+@pytest.mark.parametrize("where, data", [
+    ("blocks[1].activation", {"blocks": [{"filters": 4}, {"filters": 4, "activation": "swish"}]}),
+    ("dense[0].activation", {"blocks": [{"filters": 4}], "dense": [{"units": 3, "activation": "GELU"}]}),
+])
+def test_unknown_activation_is_named_by_its_field_path(where, data):
+    with pytest.raises(SpecError, match=rf"^{re.escape(where)}: .* choose one of relu, gelu"):
+        ModelSpec.from_dict(data)
+
+
+def test_fast_preset_spec_and_recipe():
+    from featurelens.presets import preset_recipe
+
+    spec = get_preset("fast")
+    assert [b.filters for b in spec.blocks] == [64, 256, 256] and spec.dense == ()
+    assert all(b.activation == "gelu" and b.convs == 2 and b.batch_norm and b.dropout == 0 for b in spec.blocks)
+    assert "block3_gelu2" in spec.layer_names()
+    recipe = preset_recipe("fast")
+    assert recipe is not None and recipe.optimizer == "sgd" and recipe.label_smoothing == 0.2
+    assert recipe.early_stopping is None and recipe.reduce_lr is None and recipe.augment
+    assert recipe.lr_schedule == "warmup_linear" and recipe.weight_averaging > 0
+    assert preset_recipe("seed") is None and preset_recipe("tiny") is None
+    with pytest.raises(SpecError, match="unknown preset"):
+        preset_recipe("nope")

@@ -18,6 +18,10 @@ def _layer(spec: LayerSpec) -> keras.layers.Layer:
         return layers.BatchNormalization(axis=-1, epsilon=o["epsilon"], momentum=o["momentum"], name=name)
     if spec.kind == "relu":
         return layers.ReLU(name=name)
+    if spec.kind == "gelu":
+        # keras.activations.gelu is the exact erf GELU (approximate=False; keras.ops.gelu's default
+        # is the tanh approximation): torch's nn.GELU(). By name, so the model's config stays plain.
+        return layers.Activation("gelu", name=name)
     if spec.kind == "max_pool":
         return layers.MaxPooling2D(o["pool_size"], data_format=CHANNELS_LAST, name=name)
     if spec.kind == "dropout":

@@ -5,6 +5,27 @@ Early stopping and learning-rate reduction are ``keras.callbacks.EarlyStopping``
 backends is tested to agree with them). The validation images come from the core's seeded,
 stratified split and reach Keras as ``validation_data``, so every backend validates on the same
 images. Augmentation (flips and 4-pixel shifts) runs on numpy batches in a ``PyDataset``.
+
+The fast-path fields of TrainConfig map onto Keras as follows.
+
+* ``label_smoothing``: cross-entropy against one-hot targets smoothed as
+  ``(1 - s) * onehot + s / classes`` (torch's definition), on the model's probabilities or logits.
+* ``lr_schedule``: the optimizer's update uses ``base * factor(step)`` with the torch trainer's
+  factor (taken at the end of each step), while ``optimizer.learning_rate`` read from outside a
+  step, by ``ReduceLROnPlateau`` and by the History, is the base rate, so plateau reduction keeps
+  Keras's exact semantics on it. The History records the base rate of each epoch.
+* ``weight_averaging``: Keras's optimizer EMA (``use_ema``, ``ema_momentum``) of the trainable
+  weights; validation during training runs with the averaged weights swapped in (then swapped
+  back), and ``fit`` returns the averaged weights. Unlike the torch trainer, batch-norm moving
+  statistics are not averaged (Keras averages trainable variables only) and the average starts
+  from the weights after the first step. Early stopping's best weights and epoch observers see the
+  live, not the averaged, weights.
+* ``precision``: ``bf16`` runs every layer but the final softmax under Keras's
+  ``mixed_bfloat16`` policy (float32 weights, bfloat16 compute) for the duration of ``fit``, then
+  restores each layer's policy; ``auto`` means ``bf16`` on a GPU, float32 elsewhere.
+* ``compile``: ``auto`` and ``on`` compile the step (``jit_compile``: XLA on JAX; ``on`` asks
+  torch.compile of Keras's torch backend, which ``auto`` leaves off there), ``off`` runs it
+  un-compiled.
 """
 
 from __future__ import annotations
@@ -13,6 +34,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -20,13 +42,137 @@ import numpy as np
 from featurelens.backends import EpochObserver, EpochRecord, History, TrainConfig, looks_like_probabilities, mode_for
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def lr_factor(config: TrainConfig, iterations, steps_per_epoch: int, epochs: int):
+    """The schedule's factor for the step after ``iterations`` steps, as a Keras tensor (traceable).
+
+    The torch trainer's definition: with ``t = iterations + 1``, ``t / warmup`` during the warm-up,
+    then a linear or cosine decay reaching 0 at the last step.
+    """
+    ops = keras.ops
+    t = ops.cast(iterations, "float32") + 1.0
+    total = float(steps_per_epoch * epochs)
+    warmup = min(float(config.warmup_epochs * steps_per_epoch), total)  # a warm-up longer than the run is cut
+    span = total - warmup
+    progress = ops.clip((t - warmup) / span, 0.0, 1.0) if span > 0 else ops.ones_like(t)
+    decay = 0.5 * (1.0 + ops.cos(np.pi * progress)) if config.lr_schedule == "warmup_cosine" else 1.0 - progress
+    return ops.where(t < warmup, t / max(warmup, 1e-12), decay)
+
+
+class _ScheduledRate:
+    """Optimizer mixin: updates use the base rate times a per-step factor, while
+    ``learning_rate`` read outside a step (callbacks, the History) is the base rate itself."""
+
+    _factor = None  # (iterations) -> factor tensor
+    _in_step = False
+
+    @property
+    def learning_rate(self):
+        base = self._get_current_learning_rate()
+        return base * self._factor(self.iterations) if self._in_step and self._factor else base
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        keras.optimizers.Optimizer.learning_rate.fset(self, value)
+
+    def apply(self, grads, trainable_variables=None):
+        self._in_step = True  # traced once per compilation, so the factor is inside the graph
+        try:
+            return super().apply(grads, trainable_variables)  # type: ignore[misc]
+        finally:
+            self._in_step = False
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
+    """The config's optimizer; with ``steps_per_epoch``, its LR schedule and weight averaging too."""
+    extra = {}
+    if config.weight_averaging and steps_per_epoch is not None:
+        extra = dict(use_ema=True, ema_momentum=config.weight_averaging)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate, weight_decay=config.weight_decay or None)
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
-    return keras.optimizers.SGD(config.learning_rate, momentum=config.momentum, nesterov=config.momentum > 0,
-                                weight_decay=config.weight_decay or None)
+        cls, kwargs = keras.optimizers.Adam, dict(weight_decay=config.weight_decay or None)
+    elif config.optimizer == "adamw":
+        cls, kwargs = keras.optimizers.AdamW, dict(weight_decay=config.weight_decay)
+    else:
+        cls, kwargs = keras.optimizers.SGD, dict(momentum=config.momentum, nesterov=config.momentum > 0,
+                                                 weight_decay=config.weight_decay or None)
+    if config.lr_schedule == "constant" or steps_per_epoch is None:
+        return cls(config.learning_rate, **kwargs, **extra)
+    scheduled = type(f"Scheduled{cls.__name__}", (_ScheduledRate, cls), {})
+    optimizer = scheduled(config.learning_rate, **kwargs, **extra)
+    epochs = config.effective_epochs()
+    optimizer._factor = lambda iterations: lr_factor(config, iterations, steps_per_epoch, epochs)
+    return optimizer
+
+
+def smoothed_crossentropy(smoothing: float, from_logits: bool):
+    """Cross-entropy of integer labels against targets smoothed towards uniform by ``smoothing``."""
+
+    def loss(y_true, y_pred):
+        classes = keras.ops.shape(y_pred)[-1]
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        onehot = keras.ops.one_hot(labels, classes, dtype="float32")
+        return keras.losses.categorical_crossentropy(onehot, keras.ops.cast(y_pred, "float32"),
+                                                     from_logits=from_logits, label_smoothing=smoothing)
+
+    loss.__name__ = "smoothed_crossentropy"
+    return loss
+
+
+class AveragedValidation(keras.callbacks.Callback):
+    """Validates with the optimizer's averaged (EMA) weights: swapped in before each validation
+    run inside ``fit`` and the live weights put back after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._live: list | None = None
+
+    def on_test_begin(self, logs=None):
+        # Copies, not optimizer.finalize_variable_values: that shares the average's buffer with the
+        # weight, and JAX's next (donating) training step would then delete the average.
+        optimizer = self.model.optimizer
+        self._live = [keras.ops.convert_to_numpy(w) for w in self.model.trainable_weights]
+        for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+            if average is not None:
+                variable.assign(keras.ops.convert_to_numpy(average))
+
+    def on_test_end(self, logs=None):
+        if self._live is not None:
+            for variable, value in zip(self.model.trainable_weights, self._live):
+                variable.assign(value)
+            self._live = None
+
+
+def on_gpu(config: TrainConfig) -> bool:
+    if config.device == "cpu":
+        return False
+    if config.device.startswith("cuda"):
+        return True
+    return any(d.startswith("gpu") or d.startswith("cuda") for d in _devices())
+
+
+def _devices() -> list[str]:
+    try:
+        return [str(d).lower() for d in keras.distribution.list_devices()]
+    except Exception:  # a backend without the distribution API: assume no GPU
+        return []
+
+
+@contextlib.contextmanager
+def precision_policy(model: keras.Model, config: TrainConfig):
+    """Every layer but the final softmax in ``mixed_bfloat16`` while the block runs, when asked."""
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and on_gpu(config))
+    if not bf16:
+        yield
+        return
+    layers = [layer for layer in model._flatten_layers(include_self=False)
+              if not isinstance(layer, (keras.layers.Softmax, keras.layers.InputLayer))]
+    saved = [layer.dtype_policy for layer in layers]
+    for layer in layers:
+        layer.dtype_policy = "mixed_bfloat16"
+    try:
+        yield
+    finally:
+        for layer, policy in zip(layers, saved):
+            layer.dtype_policy = policy
 
 
 class FlipAndShift(keras.utils.PyDataset):
@@ -110,14 +256,22 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     probabilities, and is compiled with the matching loss (its own compile settings are replaced).
     ``observers`` see every finished epoch."""
     keras.utils.set_random_seed(config.seed)
-    loss: str | keras.losses.Loss = "sparse_categorical_crossentropy"  # spec-built models end in a softmax
+    loss: Any = "sparse_categorical_crossentropy"  # spec-built models end in a softmax
+    logits = False
     if not spec_built:
         logits = not outputs_probabilities(model, np.asarray(train[0][:8], np.float32))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
-    model.compile(optimizer=make_optimizer(config), loss=loss, metrics=["accuracy"])
+    if config.label_smoothing:
+        loss = smoothed_crossentropy(config.label_smoothing, logits)
+    steps_per_epoch = -(-len(train[0]) // config.batch_size)
+    jit = {"auto": "auto", "on": True, "off": False}[config.compile]
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"],
+                  jit_compile=jit)
     es_cfg, rl_cfg = config.early_stopping, config.reduce_lr
     history = History(monitor=config.monitor(validation is not None), backend="keras", device=keras.backend.backend())
     callbacks: list[keras.callbacks.Callback] = [EpochRecorder(history)]
+    if config.weight_averaging and validation is not None:
+        callbacks.insert(0, AveragedValidation())
     if observers:
         callbacks.append(ObserverCallback(history, observers))
     stopper = None
@@ -136,7 +290,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     device = contextlib.nullcontext() if config.device == "auto" else keras.device(
         "cpu:0" if config.device == "cpu" else config.device.replace("cuda", "gpu"))
     try:
-        with device:
+        with device, precision_policy(model, config):
             model.fit(**inputs, epochs=config.effective_epochs(), validation_data=validation,
                       callbacks=callbacks, verbose=(1 if sys.stderr.isatty() else 2) if progress else 0)
     except KeyboardInterrupt:

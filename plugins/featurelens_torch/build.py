@@ -41,6 +41,8 @@ def _layer(spec: LayerSpec) -> nn.Module:
         return cls(o["features"], eps=o["epsilon"], momentum=1.0 - o["momentum"])
     if spec.kind == "relu":
         return nn.ReLU()
+    if spec.kind == "gelu":
+        return nn.GELU(approximate="none")  # exact erf GELU, as Keras builds it
     if spec.kind == "max_pool":
         return nn.MaxPool2d(o["pool_size"])
     if spec.kind == "dropout":

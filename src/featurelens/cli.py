@@ -21,7 +21,7 @@ from featurelens.data.dataset import Dataset
 from featurelens.errors import FeaturelensError
 from featurelens.model import load_model
 from featurelens.modeldir import SNAPSHOTS_FILE, write_evaluation
-from featurelens.presets import adapt_spec, available_presets, get_preset
+from featurelens.presets import adapt_spec, available_presets, get_preset, recipe_config
 from featurelens.spec import ModelSpec
 from featurelens.training import train
 
@@ -34,6 +34,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from featurelens.config import COMPILE_MODES, LR_SCHEDULES, PRECISIONS  # here: edits stay in this function
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default=None, help="a named spec (see `featurelens spec --list`); default seed")
     g.add_argument("--spec", type=Path, help="a ModelSpec JSON file")
@@ -53,6 +54,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action="store_true", default=None, help="random flips and 4-pixel shifts")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help=f"one of {', '.join(DEVICES)} or cuda:N")
+    p.add_argument("--label-smoothing", type=float, help="smooth the targets towards uniform by this much")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, help="per-step factor on the LR (default constant)")
+    p.add_argument("--warmup-epochs", type=float, help="epochs of linear LR warm-up (fractions allowed)")
+    p.add_argument("--weight-averaging", type=float, metavar="DECAY",
+                   help="train and return an exponential moving average of the weights (e.g. 0.99); 0: off")
+    p.add_argument("--precision", choices=PRECISIONS, help="auto: bf16 on GPUs that support it, else fp32")
+    p.add_argument("--compile", choices=COMPILE_MODES, help="compile the training step (auto: on CUDA only)")
     p.add_argument("--train-per-class", type=int, help="train on this many images per class")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -87,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test accuracy, loss and per-class accuracy of a model folder")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--tta", choices=("flip",), default=None,
+                   help="test-time augmentation: average each image's prediction with its mirror's")
     _add_data_args(p)
 
     p = sub.add_parser("visualize", help="write every figure of a model folder as PNG plus index.html")
@@ -150,9 +160,11 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
             base = json.loads(args.config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise FeaturelensError(f"cannot read the config file {args.config}: {exc}") from exc
-    config = TrainConfig.from_dict(base)
-    flat = {k: getattr(args, k) for k in ("epochs", "batch_size", "optimizer", "learning_rate",
-                                          "validation_split", "augment", "seed", "device")}
+    config = recipe_config(getattr(args, "preset", None), base)  # the preset's recipe, then --config
+    flat = {k: getattr(args, k, None) for k in ("epochs", "batch_size", "optimizer", "learning_rate",
+                                                "validation_split", "augment", "seed", "device",
+                                                "label_smoothing", "lr_schedule", "warmup_epochs",
+                                                "weight_averaging", "precision", "compile")}
     config = config.replace(**{k: v for k, v in flat.items() if v is not None})
     es, rl = config.early_stopping, config.reduce_lr
     if args.no_early_stopping:
@@ -252,8 +264,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     data, _ = _load_data(args, model=model)
-    evaluation = model.evaluate(data.test_images, data.test_labels)
-    write_evaluation(args.model_dir, evaluation.to_dict())
+    evaluation = model.evaluate(data.test_images, data.test_labels, tta=args.tta)
+    write_evaluation(args.model_dir, {**evaluation.to_dict(), "tta": args.tta})
     print(json.dumps(evaluation.to_dict(), indent=2) if args.json else evaluation.describe())
     return 0
 

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from featurelens.atlas.snapshots import Snapshots
 
 
+TTA_MODES = (None, "flip")
+
+
 class Model:
     """A backend's native model plus its normalization and class names: predict and look inside."""
 
@@ -81,13 +84,26 @@ class Model:
     def normalize(self, images: np.ndarray) -> np.ndarray:
         return self.normalization.apply(self.check_images(images))
 
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class probabilities (N, num_classes) float32; rows sum to 1."""
-        return self.backend.predict(self.native, self.normalize(images), batch_size=batch_size)
+    def predict(self, images: np.ndarray, batch_size: int = 256, tta: str | None = None) -> np.ndarray:
+        """Class probabilities (N, num_classes) float32; rows sum to 1.
 
-    def evaluate(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> Evaluation:
-        """Loss, accuracy, per-class accuracy and confusion matrix on ``images``."""
-        probs = self.predict(images, batch_size)
+        ``tta="flip"`` (test-time augmentation) averages the probabilities of each image and of its
+        left-right mirror, the augmentation CIFAR models are trained with: one more forward pass
+        for usually a few tenths of a point of accuracy.
+        """
+        if tta not in TTA_MODES:
+            raise InputError(f"tta must be None or 'flip', got {tta!r}")
+        x = self.normalize(images)
+        probs = self.backend.predict(self.native, x, batch_size=batch_size)
+        if tta == "flip":
+            mirrored = self.backend.predict(self.native, np.ascontiguousarray(x[:, :, ::-1]), batch_size=batch_size)
+            probs = ((probs.astype(np.float64) + mirrored) / 2).astype(np.float32)
+        return probs
+
+    def evaluate(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 256,
+                 tta: str | None = None) -> Evaluation:
+        """Loss, accuracy, per-class accuracy and confusion matrix on ``images`` (``tta``: see :meth:`predict`)."""
+        probs = self.predict(images, batch_size, tta=tta)
         names = self.class_names or tuple(str(i) for i in range(probs.shape[1]))
         return evaluate_probabilities(probs, labels, names)
 

@@ -5,6 +5,14 @@ A :class:`ModelSpec` describes a CNN as conv blocks followed by dense blocks and
 (``block1_conv1``, ``block1_bn1``, ``block1_relu1``, ``block1_pool``, ``block1_dropout``,
 ``flatten``, ``dense1``, ..., ``head_dense``, ``head_softmax``). Every backend builds exactly
 that list, in that order, with those names, so a name points at the same computation everywhere.
+
+A block's ``activation`` names its activation layers and gives their kind: ``relu`` (the default)
+gives ``block1_relu1`` / ``dense1_relu`` of kind ``relu``; ``gelu`` gives ``block1_gelu1`` /
+``dense1_gelu`` of kind ``gelu``, the exact (erf) GELU in every backend, never the tanh
+approximation, so backends agree to float precision. The names never change for a ReLU spec, and
+the JSON of a block with the default activation has no ``activation`` field (old files load as
+ReLU). :data:`ACTIVATIONS` lists the kinds; code looking for "the activation after a conv" should
+test ``kind in ACTIVATIONS``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,9 @@ from featurelens.errors import SpecError
 #: Batch-norm constants shared by every backend (Keras's defaults; torch's momentum is 1 - this).
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
+
+#: The activation layer kinds a block can have (``ConvBlock.activation``, ``DenseBlock.activation``).
+ACTIVATIONS = ("relu", "gelu")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -42,9 +53,17 @@ def _check_bool(path: str, value: Any) -> None:
         _fail(path, value, "expected true or false")
 
 
+def _check_activation(path: str, value: Any) -> None:
+    if value not in ACTIVATIONS:
+        _fail(path, value, f"choose one of {', '.join(ACTIVATIONS)} (relu is the default)")
+
+
 @dataclass(frozen=True)
 class ConvBlock:
-    """``convs`` same-padded convolutions (each + optional batch norm + ReLU), pooling, dropout."""
+    """``convs`` same-padded convolutions (each + optional batch norm + activation), pooling, dropout.
+
+    ``activation`` is ``relu`` or ``gelu`` (exact erf GELU); see the module docstring for names.
+    """
 
     filters: int
     convs: int = 2
@@ -52,6 +71,7 @@ class ConvBlock:
     pool_size: int = 2
     dropout: float = 0.0
     batch_norm: bool = True
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         self._validate("ConvBlock")
@@ -68,15 +88,17 @@ class ConvBlock:
                    "the max-pooling window must be an int >= 1 (1 means no pooling)")
         _check_fraction(f"{path}.dropout", self.dropout)
         _check_bool(f"{path}.batch_norm", self.batch_norm)
+        _check_activation(f"{path}.activation", self.activation)
 
 
 @dataclass(frozen=True)
 class DenseBlock:
-    """A fully connected layer (+ optional batch norm) with ReLU and dropout."""
+    """A fully connected layer (+ optional batch norm) with an activation (``relu``/``gelu``) and dropout."""
 
     units: int
     dropout: float = 0.0
     batch_norm: bool = True
+    activation: str = "relu"
 
     def __post_init__(self) -> None:
         self._validate("DenseBlock")
@@ -85,13 +107,14 @@ class DenseBlock:
         _check_int(f"{path}.units", self.units, 1, "the number of units must be an int >= 1")
         _check_fraction(f"{path}.dropout", self.dropout)
         _check_bool(f"{path}.batch_norm", self.batch_norm)
+        _check_activation(f"{path}.activation", self.activation)
 
 
 @dataclass(frozen=True)
 class LayerSpec:
     """One layer of the expanded spec: what every backend builds under ``name``.
 
-    ``kind`` is one of ``conv2d``, ``batch_norm``, ``relu``, ``max_pool``, ``dropout``,
+    ``kind`` is one of ``conv2d``, ``batch_norm``, ``relu``, ``gelu``, ``max_pool``, ``dropout``,
     ``flatten``, ``dense`` and ``softmax``. Shapes are per example, channels last.
     """
 
@@ -167,7 +190,7 @@ class ModelSpec:
                 if block.batch_norm:
                     add(f"block{b}_bn{c}", "batch_norm", shape, 4 * block.filters,
                         features=block.filters, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
-                add(f"block{b}_relu{c}", "relu", shape)
+                add(f"block{b}_{block.activation}{c}", block.activation, shape)
             if block.pool_size > 1:
                 h, w, ch = shape
                 p = block.pool_size
@@ -185,7 +208,7 @@ class ModelSpec:
             if dense_block.batch_norm:
                 add(f"dense{d}_bn", "batch_norm", shape, 4 * dense_block.units,
                     features=dense_block.units, epsilon=BN_EPSILON, momentum=BN_MOMENTUM)
-            add(f"dense{d}_relu", "relu", shape)
+            add(f"dense{d}_{dense_block.activation}", dense_block.activation, shape)
             if dense_block.dropout > 0:
                 add(f"dense{d}_dropout", "dropout", shape, rate=float(dense_block.dropout))
         fin = shape[0]
@@ -221,6 +244,9 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        for block in (*d["blocks"], *d["dense"]):  # the default stays implicit: old readers, same JSON
+            if block["activation"] == "relu":
+                del block["activation"]
         return d
 
     def to_json(self) -> str:

@@ -24,6 +24,7 @@ from featurelens.backends.contract import Capability
 from featurelens.backends.layers import LayerInfo, unknown_layer
 from featurelens.errors import FeaturelensError, InputError
 from featurelens.model import Model
+from featurelens.spec import ACTIVATIONS
 
 
 @dataclass
@@ -120,8 +121,9 @@ class LayerExamples:
 
 
 def measured_layer(infos: Sequence[LayerInfo], layer: str) -> str:
-    """Where a conv layer's channels are read: the ReLU that follows it (through batch norm only),
-    which is what the channel passes on and where "never active" means a dead unit; else the layer."""
+    """Where a conv layer's channels are read: the ReLU (or GELU) that follows it (through batch
+    norm only), which is what the channel passes on and where "never active" means a dead unit;
+    else the layer. (A GELU passes small negative values, so "never active" means never > 0.)"""
     names = [info.name for info in infos]
     if layer not in names:
         raise unknown_layer(layer, names)
@@ -131,7 +133,7 @@ def measured_layer(infos: Sequence[LayerInfo], layer: str) -> str:
     for follower in infos[index + 1:]:
         if follower.kind == "batch_norm":
             continue
-        if follower.kind == "relu" and tuple(follower.output_shape) == tuple(infos[index].output_shape):
+        if follower.kind in ACTIVATIONS and tuple(follower.output_shape) == tuple(infos[index].output_shape):
             return follower.name
         break
     return layer

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from featurelens.spec import ACTIVATIONS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -83,12 +85,13 @@ class ReportContext:
 
     @functools.cached_property
     def activation_layers(self) -> list[str]:
-        """For each conv layer, the layer whose output is its feature map: its ReLU if one follows."""
+        """For each conv layer, the layer whose output is its feature map: its activation (ReLU or
+        GELU) if one follows."""
         infos = self.model.layers()
         out = []
         for i, info in enumerate(infos):
             if info.kind == "conv2d":  # conv, maybe batch norm, then the ReLU whose output we want
-                following = next((x.name for x in infos[i + 1:i + 3] if x.kind == "relu"), None)
+                following = next((x.name for x in infos[i + 1:i + 3] if x.kind in ACTIVATIONS), None)
                 out.append(following or info.name)
         return out or [infos[0].name]
 

@@ -16,6 +16,7 @@ from featurelens.backends.objectives import ClassScore
 from featurelens.errors import InputError
 from featurelens.explain.batching import check_positive, image_chunks
 from featurelens.model import Model
+from featurelens.spec import ACTIVATIONS
 
 SCORES = ("logit", "log_probability")
 
@@ -109,9 +110,10 @@ def default_cam_layer(infos: list[LayerInfo]) -> str:
 
     The last conv layer whose output is at least 8x8, so that a 32x32 network whose last conv
     maps are 8x8 still gives a usable map (the deepest layers keep the most class-specific
-    evidence, coarser maps localise less); when that conv is followed by a ReLU, with only batch
-    norm in between (conv, batch norm, ReLU as in featurelens's specs), the ReLU's output instead,
-    the rectified maps Grad-CAM was defined on. Without a conv layer of at least 8x8, the last conv
+    evidence, coarser maps localise less); when that conv is followed by a ReLU (or a GELU, the
+    other activation a spec has), with only batch norm in between (conv, batch norm, activation as
+    in featurelens's specs), the activation's output instead, the rectified maps Grad-CAM was
+    defined on. Without a conv layer of at least 8x8, the last conv
     layer of any size.
     """
     convs = [i for i, info in enumerate(infos) if info.kind == "conv2d" and len(info.output_shape) == 3]
@@ -122,7 +124,7 @@ def default_cam_layer(infos: list[LayerInfo]) -> str:
     for follower in infos[index + 1:]:
         if follower.kind == "batch_norm":
             continue
-        if follower.kind == "relu" and follower.output_shape == infos[index].output_shape:
+        if follower.kind in ACTIVATIONS and follower.output_shape == infos[index].output_shape:
             return follower.name
         break
     return infos[index].name
