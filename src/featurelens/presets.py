@@ -72,7 +72,9 @@ def fast_recipe() -> TrainConfig:
     an exponential moving average of the weights (0.99 a step: about 100 steps, one epoch at
     batch 512), and no early stopping or plateau reduction: every epoch of the fixed schedule runs.
     A validation split of 0.1 keeps the History's val_ metrics (set it to 0 to train on all 50k).
-    These values are derived, not yet tuned on a GPU.
+    These values are derived, not yet tuned on a GPU, and as they stand they diverge (CPU smoke runs:
+    training loss 21 in the first epoch at rate 0.4, unstable at 0.04-0.1): the head needs airbench's
+    logit scale or a lower rate of its own. See the specs guide's warning.
     """
     return TrainConfig(
         epochs=10, batch_size=512, optimizer="sgd", learning_rate=0.4, momentum=0.85, weight_decay=5e-4,
