@@ -84,6 +84,22 @@ def write_cifar_folder(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
     return folder
 
 
+def train_tiny_model_folder(root: Path) -> tuple[Path, Path]:
+    """A tiny model trained 1 epoch by ``featurelens train`` on a synthetic CIFAR folder (100 train,
+    20 test images) under ``root``, in an isolated home: ``(model folder, data folder)``."""
+    from featurelens.cli import main
+
+    data = write_cifar_folder(root / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(root / "home"))
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        mp.delenv("FEATURELENS_DATA_DIR", raising=False)
+        mp.delenv("FEATURELENS_BACKEND", raising=False)
+        assert main(["train", "--preset", "tiny", "--data-dir", str(data), "--epochs", "1", "--batch-size", "16",
+                     "--device", "cpu", "--out", str(root / "model"), "--no-progress"]) == 0
+    return root / "model", data
+
+
 def make_archive(path: Path, source_root: Path, extra: list[tarfile.TarInfo] | None = None) -> str:
     """Tar-gzip source_root/cifar-10-batches-py to path (plus extra members); return its md5."""
     with tarfile.open(path, "w:gz") as tar:

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_cifar_folder
+from conftest import train_tiny_model_folder
 
 from featurelens.cli import main
 from featurelens.visualize.atlas import channel_atlas_figure, examples_in_context_figure, top_patches_figure
@@ -16,16 +16,7 @@ pytestmark = pytest.mark.torch
 def trained(tmp_path_factory):
     """A tiny model trained 1 epoch on a synthetic CIFAR folder (100 train, 20 test images)."""
     pytest.importorskip("torch")
-    root = tmp_path_factory.mktemp("atlas")
-    data = write_cifar_folder(root / "data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(root / "home"))
-        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
-        mp.delenv("FEATURELENS_DATA_DIR", raising=False)
-        mp.delenv("FEATURELENS_BACKEND", raising=False)
-        assert main(["train", "--preset", "tiny", "--data-dir", str(data), "--epochs", "1", "--batch-size", "16",
-                     "--device", "cpu", "--out", str(root / "model"), "--no-progress"]) == 0
-    return root / "model", data
+    return train_tiny_model_folder(tmp_path_factory.mktemp("atlas"))
 
 
 def test_atlas_writes_figures_arrays_and_summary(trained, tmp_path, capsys, isolated_env):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import write_cifar_folder
+from conftest import train_tiny_model_folder
 
 from featurelens.cli import main
 
@@ -17,16 +17,7 @@ METHOD_FILES = ["gradcam", "gradcam_plus_plus", "layercam", "scorecam", "salienc
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model trained 1 epoch on a synthetic CIFAR folder (100 train, 20 test images)."""
-    root = tmp_path_factory.mktemp("explain")
-    data = write_cifar_folder(root / "data")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HOME", str(root / "home"))
-        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
-        mp.delenv("FEATURELENS_DATA_DIR", raising=False)
-        mp.delenv("FEATURELENS_BACKEND", raising=False)
-        assert main(["train", "--preset", "tiny", "--data-dir", str(data), "--epochs", "1", "--batch-size", "16",
-                     "--device", "cpu", "--out", str(root / "model"), "--no-progress"]) == 0
-    return root / "model", data
+    return train_tiny_model_folder(tmp_path_factory.mktemp("explain"))
 
 
 def test_all_methods_write_maps_figures_and_summary(trained, tmp_path, capsys, isolated_env):
