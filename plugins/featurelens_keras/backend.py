@@ -10,12 +10,14 @@ import numpy as np
 from featurelens.backends import (
     Backend,
     Capability,
+    Checkpointer,
     EpochObserver,
     Gradients,
     History,
     LayerInfo,
     ModelSpec,
     TrainConfig,
+    TrainingState,
     as_probabilities,
 )
 from featurelens_keras import gradients, introspect, io, native, train
@@ -24,7 +26,8 @@ from featurelens_keras.build import build_model
 
 class KerasBackend(Backend):
     name = "keras"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS,
+                              Capability.RESUME})
 
     @property
     def keras_backend(self) -> str:
@@ -41,9 +44,10 @@ class KerasBackend(Backend):
         return build_model(spec, seed)
 
     def fit(self, native: keras.Model, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+            progress: bool = True, observers: Sequence[EpochObserver] = (), checkpoint: Checkpointer | None = None,
+            resume: TrainingState | None = None) -> History:
         return train.fit(native, train_data, validation, config, progress=progress, spec_built=spec is not None,
-                         observers=observers)
+                         observers=observers, checkpoint=checkpoint, resume=resume)
 
     def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(images) == 0:

@@ -10,12 +10,14 @@ import torch
 from featurelens.backends import (
     Backend,
     Capability,
+    Checkpointer,
     EpochObserver,
     Gradients,
     History,
     LayerInfo,
     ModelSpec,
     TrainConfig,
+    TrainingState,
     as_probabilities,
 )
 from featurelens_torch import gradients, introspect, io, native, train
@@ -24,7 +26,8 @@ from featurelens_torch.build import SpecNet, build_net
 
 class TorchBackend(Backend):
     name = "torch"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS,
+                              Capability.RESUME})
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -33,8 +36,10 @@ class TorchBackend(Backend):
         return build_net(spec, seed)
 
     def fit(self, native: torch.nn.Module, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
-        return train.fit(native, train_data, validation, config, progress=progress, observers=observers)
+            progress: bool = True, observers: Sequence[EpochObserver] = (), checkpoint: Checkpointer | None = None,
+            resume: TrainingState | None = None) -> History:
+        return train.fit(native, train_data, validation, config, progress=progress, observers=observers,
+                         checkpoint=checkpoint, resume=resume)
 
     @torch.no_grad()
     def predict(self, native: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

@@ -117,6 +117,13 @@ class TrainConfig:
     precision: str = "auto"
     #: Compile and graph-capture the training step: ``auto`` on CUDA, off on the CPU.
     compile: str = "auto"
+    #: With a run folder, write a checkpoint every this many epochs (0: none; resuming then restarts).
+    checkpoint_every: int = 1
+    #: Data-parallel training (torchrun): batch-norm statistics over the global batch, not each process's.
+    sync_batchnorm: bool = False
+    #: Stop as diverged when an epoch's mean training loss exceeds this many times the loss of guessing
+    #: uniformly, ln(classes) (0: off; NaN or infinite losses always stop training).
+    divergence_factor: float = 3.0
 
     def __post_init__(self) -> None:
         _number("epochs", self.epochs, 1, integer=True)
@@ -156,6 +163,12 @@ class TrainConfig:
             _bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
         if self.compile not in COMPILE_MODES:
             _bad("compile", self.compile, f"choose one of {', '.join(COMPILE_MODES)}")
+        _number("checkpoint_every", self.checkpoint_every, 0, integer=True)
+        if not isinstance(self.sync_batchnorm, bool):
+            _bad("sync_batchnorm", self.sync_batchnorm, "expected true or false")
+        _number("divergence_factor", self.divergence_factor, 0)
+        if 0 < self.divergence_factor < 1:
+            _bad("divergence_factor", self.divergence_factor, "must be 0 (off) or >= 1: a fresh model's loss is 1x")
         needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
                      if c is not None and c.monitor.startswith("val_")]
         if needs_val and self.validation_split == 0:

@@ -132,7 +132,8 @@ class Snapshots:
         out: dict[str, np.ndarray] = {"probe": np.ascontiguousarray(self.probe, np.float32)}
         tags: list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]] = [
             (str(e), self.filters[e], self.maps[e]) for e in self.epochs]
-        tags.append((FINAL, self.final_filters, self.final_maps))
+        if self.final_filters:  # absent while training goes on (checkpoints)
+            tags.append((FINAL, self.final_filters, self.final_maps))
         for tag, filters, maps in tags:
             for layer in self.layers:
                 out[f"filters/{tag}/{layer}"] = np.ascontiguousarray(filters[layer], DTYPE)
@@ -142,6 +143,7 @@ class Snapshots:
     def metadata(self) -> dict[str, Any]:
         """The JSON description stored beside the arrays (``featurelens.json``'s ``"snapshots"``)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "epochs": list(self.epochs),
+                "final": bool(self.final_filters),
                 "layers": list(self.layers), "final_epoch": self.final_epoch, "pool": self.pool,
                 "dtype": np.dtype(DTYPE).name, "bytes": self.nbytes, "read_at": dict(self.read_at),
                 "probe": {"count": int(len(self.probe)), "source": self.probe_source,
@@ -171,7 +173,7 @@ class Snapshots:
                         {layer: get(f"maps/{tag}/{layer}") for layer in layers})
 
             per_epoch = {e: tagged(str(e)) for e in epochs}
-            final_filters, final_maps = tagged(FINAL)
+            final_filters, final_maps = tagged(FINAL) if meta.get("final", True) else ({}, {})
             return cls(layers=layers, epochs=epochs, filters={e: f for e, (f, _) in per_epoch.items()},
                        maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
                        final_maps=final_maps, final_epoch=meta.get("final_epoch"), probe=get("probe"),
