@@ -304,7 +304,7 @@ def check_new_run_folder(path: str | os.PathLike[str], overwrite: bool) -> None:
     """Refuse (``OutputExistsError``) a folder that holds something, unless ``overwrite``; say what it holds."""
     path = Path(path)
     kind = folder_kind(path)
-    if kind in ("absent", "empty") or overwrite:
+    if kind == "absent" or overwrite:
         return
     if kind == "model":
         raise OutputExistsError(f"{path} holds a finished model; choose another folder, or pass --overwrite "

@@ -152,7 +152,7 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     ``config.snapshot_epochs`` the model's ``snapshots`` record how its filters and feature maps
     formed (:mod:`featurelens.atlas.snapshots`); ``save`` stores them in the folder.
 
-    With ``run_dir`` (a folder that does not exist yet, is empty, or ``overwrite``), training writes
+    With ``run_dir`` (a folder that does not exist yet, or ``overwrite``), training writes
     a checkpoint there every ``config.checkpoint_every`` epochs (:mod:`featurelens.checkpoint`) and,
     when it ends, the finished model folder in its place; :func:`resume` continues an interrupted
     run. ``run_info`` (JSON-able) is kept in the run and in the model's ``train_config``. A run

@@ -13,8 +13,9 @@ what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT
 native-weights methods: models users built with the framework) and :attr:`Capability.GRADIENTS`
 (``value_and_grad``: gradients of declarative objectives, for attribution methods) and
 :attr:`Capability.RESUME` (``fit`` exports its training state for checkpoints and continues from
-one). A backend with both ``TRAIN`` and ``WRAP`` trains users' own models too: ``fit`` then
-receives ``spec=None``.
+one) and :attr:`Capability.DATA_PARALLEL` (``launch_command``, ``use_devices``: training over several
+devices, ``featurelens train --devices N``). A backend with both ``TRAIN`` and ``WRAP`` trains users'
+own models too: ``fit`` then receives ``spec=None``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Capability(str, enum.Enum):
     RESUME = "resume"
     """``fit(..., checkpoint=, resume=)``: export the training state after epochs and continue from one,
     bit-identically on the CPU (:mod:`featurelens.backends.state`)."""
+    DATA_PARALLEL = "data_parallel"
+    """``launch_command`` / ``use_devices``: training data-parallel over several devices."""
 
     def __str__(self) -> str:
         return self.value
@@ -157,6 +160,26 @@ class Backend(abc.ABC):
         (timings aside); the conformance kit checks it. Both are passed only when used.
         """
         raise NotImplementedError(f"the {self.name!r} backend does not train")
+
+    # -- Capability.DATA_PARALLEL ------------------------------------------------------------------
+
+    def launch_command(self, devices: int, argv: Sequence[str]) -> list[str] | None:
+        """How ``featurelens ARGV`` trains on ``devices`` devices of this machine.
+
+        Either the command line that starts one process per device, each running ``featurelens`` with
+        ``argv`` and knowing its place from the environment (:func:`featurelens.backends.process_rank`;
+        the torch backend returns a ``torchrun`` command), which the CLI runs, forwarding signals and
+        the exit status; or None when this backend trains on several devices within one process, after
+        :meth:`use_devices`. In each process ``fit`` averages gradients over the processes, all-reduces
+        the metrics so that every process takes the same early-stopping and LR decisions, and only the
+        main process (:func:`featurelens.backends.is_main_process`) saves checkpoints.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not train on several devices")
+
+    def use_devices(self, devices: int) -> None:
+        """Build and train the models of this process data-parallel over ``devices`` local devices (for
+        backends whose :meth:`launch_command` is None); a clear error when there are not that many."""
+        raise NotImplementedError(f"the {self.name!r} backend does not train on several devices in one process")
 
     # -- Capability.WRAP ----------------------------------------------------------------------------
 
