@@ -144,13 +144,21 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(_Scores(net), device_ids=ids)
 
 
+def all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum over the processes, differentiable (its gradient is the sum of the gradients)."""
+    from torch.distributed import _functional_collectives as funcol  # torch's replacement of distributed.nn
+
+    return funcol.wait_tensor(funcol.all_reduce(tensor, "sum", dist.group.WORLD))
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the global batch of all processes, on any device (torch's SyncBatchNorm is GPU-only).
 
     In training the per-channel sum and count are all-reduced for the mean, then the sum of squared
     deviations for the (biased) variance, with torch.distributed.nn's differentiable all-reduce so
     that gradients flow through the global statistics exactly as through a single process's batch
-    norm. Running statistics are updated with the unbiased variance, as ``nn.BatchNorm2d`` does.
+    norm (the functional all-reduce's backward all-reduces the gradient). Running statistics are
+    updated with the unbiased variance, as ``nn.BatchNorm2d`` does.
     In evaluation it is plain batch norm.
     """
 
@@ -161,8 +169,6 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(input)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [d for d in range(input.dim()) if d != 1]
         shape = [1, -1] + [1] * (input.dim() - 2)
         count = all_reduce(torch.tensor(float(input.numel() // input.shape[1]), device=input.device))

@@ -74,10 +74,16 @@ def check_resume_flags(args: argparse.Namespace) -> None:
 
 
 def devices_for(args: argparse.Namespace, run: Run | None = None) -> int:
-    """How many devices to train on: ``--devices``, else what the resumed run used, else 1."""
+    """How many devices to train on: under torchrun its processes; else ``--devices``, else what the
+    resumed run used, else 1."""
+    if args.devices is not None and args.devices < 1:
+        raise FeaturelensError(f"--devices {args.devices} is invalid: give a positive number of devices")
+    if distributed.is_distributed():
+        if args.devices is not None and args.devices != distributed.world_size():
+            raise FeaturelensError(f"--devices {args.devices} under torchrun, which started {distributed.world_size()} "
+                                   "processes; leave --devices out (torchrun's --nproc-per-node sets the number)")
+        return distributed.world_size()
     if args.devices is not None:
-        if args.devices < 1:
-            raise FeaturelensError(f"--devices {args.devices} is invalid: give a positive number of devices")
         return int(args.devices)
     recorded = run.info.get("devices", 1) if run is not None else 1
     return int(recorded) if isinstance(recorded, int) and recorded > 0 else 1
@@ -100,12 +106,9 @@ def without_devices(argv: Sequence[str]) -> list[str]:
 def launch(backend: Backend, devices: int, argv: Sequence[str]) -> int | None:
     """Train on ``devices`` devices: run the backend's launch command and return its exit status, or
     set the backend up to use the devices in this process and return None (go on training here)."""
-    if devices == 1:
+    if devices == 1 or distributed.is_distributed():  # one device, or one of torchrun's processes
         return None
     backend.require(Capability.DATA_PARALLEL, f"train on {devices} devices")
-    if distributed.is_distributed():
-        raise FeaturelensError("--devices starts the processes itself; under torchrun leave it out (torchrun's "
-                               "--nproc-per-node sets the number of processes)")
     command = backend.launch_command(devices, without_devices(argv))
     if command is None:
         backend.use_devices(devices)
