@@ -194,3 +194,19 @@ def test_the_python_api_resumes_with_the_snapshots_and_checks_the_data(tmp_path,
     assert saved.snapshots.epochs == whole.snapshots.epochs == [0, 1, 2]
     mine, theirs = saved.snapshots.to_arrays(), whole.snapshots.to_arrays()
     assert sorted(mine) == sorted(theirs) and all(np.array_equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_the_loss_watch_reads_a_lagging_flag_without_waiting_for_each_step():
+    """The GPU semantics on the CPU: with a lag of 2 the NaN of step 3 stops training at step 5."""
+    import torch
+    from featurelens_torch.parallel import Parallel
+    from featurelens_torch.watch import LossWatch, first_bad
+
+    losses = [torch.tensor(v) for v in (1.0, 0.9, 0.8, float("nan"), 0.7, 0.6, 0.5)]
+    watch = LossWatch(torch.device("cpu"), Parallel(), lag=2)
+    stops = [watch.bad(loss) for loss in losses]
+    assert stops.index(True) == 5 and watch.flush()
+    assert first_bad(losses, 6)[0] == 3 and np.isnan(first_bad(losses, 6)[1])
+    immediate = LossWatch(torch.device("cpu"), Parallel())
+    assert [immediate.bad(loss) for loss in losses[:4]] == [False, False, False, True]
+    assert first_bad(torch.tensor([1.0, 2.0]), 2)[0] is None

@@ -326,7 +326,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         epochs = resume.epoch if resume.finished else max(epochs, resume.epoch)
     if checkpoint is not None:
         callbacks.append(CheckpointCallback(checkpoint, history, epochs, stopper, reducer))
-    device = contextlib.nullcontext() if config.device == "auto" else keras.device(
+    spread = data_parallel_devices() > 1  # the distribution places every computation itself
+    device = contextlib.nullcontext() if config.device == "auto" or spread else keras.device(
         "cpu:0" if config.device == "cpu" else config.device.replace("cuda", "gpu"))
     try:
         with device, precision_policy(model, config):
