@@ -10,9 +10,13 @@ norm -- into steps of the learning rate).
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +52,40 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "guide" / "long_runs.rst"
+
+
+def guide_command(start: str) -> list[str]:
+    """The console command of docs/guide/long_runs.rst that starts with ``start``, split."""
+    lines = [line.strip()[2:] for line in GUIDE.read_text().splitlines() if line.strip().startswith(f"$ {start}")]
+    assert len(lines) == 1, lines
+    return shlex.split(lines[0])
+
+
+def guide_rendezvous(train_args: list[str]) -> list[list[str]]:
+    """The guide's several-machines command, for two machines of one process each on localhost: its
+    endpoint, process count and training arguments replaced, torchrun run as ``python -m``."""
+    command = guide_command("torchrun --nnodes")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command[command.index("--rdzv-endpoint") + 1] = f"127.0.0.1:{port}"
+    command[command.index("--nproc-per-node") + 1] = "1"
+    assert command[command.index("--nnodes") + 1] == "2" and command[0] == "torchrun"
+    tail = command.index("featurelens") + 2  # "-m featurelens train": the featurelens arguments follow
+    return [[sys.executable, "-m", "torch.distributed.run", *command[1:tail], *train_args] for _ in range(2)]
+
+
+def test_devices_launches_the_guides_torchrun_command(monkeypatch):
+    from featurelens import cli_run
+
+    ran = []
+    monkeypatch.setattr(cli_run, "run_in_foreground", lambda command: ran.append(command) or 0)
+    assert main(["train", "--preset", "seed", "--devices", "4", "--sync-batchnorm", "--out", "/nonexistent/x"]) == 0
+    documented = guide_command("torchrun --standalone")
+    assert ran == [[sys.executable, "-m", "torch.distributed.run", *documented[1:], "--out", "/nonexistent/x"]]
+
+
 def close(a, b):
     wa, wb = load_file(str(a / "weights.safetensors")), load_file(str(b / "weights.safetensors"))
     far = {k: float(np.abs(wa[k] - wb[k]).max()) for k in wa if not np.allclose(wa[k], wb[k], rtol=RTOL, atol=ATOL)}
@@ -67,7 +105,10 @@ def test_two_processes_train_as_one_and_resume(tmp_path, isolated_env, capfd):
             "0.2", "--augment", "--optimizer", "sgd", "--lr", "0.05", "--sync-batchnorm", "--device", "cpu",
             "--no-progress", "--data-dir", str(root)]
     assert main([*args, "--out", str(tmp_path / "one")]) == 0
-    assert main([*args, "--out", str(tmp_path / "two"), "--devices", "2"]) == 0  # torchrun, launched
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}  # as torchrun sets it for several processes per machine
+    agents = [subprocess.Popen(command, env=one_thread)
+              for command in guide_rendezvous(args[1:] + ["--out", str(tmp_path / "two")])]
+    assert [agent.wait(timeout=600) for agent in agents] == [0, 0]  # two "machines" of one process each
     printed = capfd.readouterr().out
     assert printed.count("with the torch backend on 2 processes") == 1 and printed.count("Model folder") == 2
     close(tmp_path / "one", tmp_path / "two")
