@@ -192,3 +192,13 @@ def test_the_divergence_guard_stops_an_exploding_loss():
     DivergenceGuard(fl.TrainConfig(divergence_factor=0), 10)(1, EpochRecord(1, 1e9, 0, None, None, 1, 1), None)
     with pytest.raises(ConfigError, match="divergence_factor"):
         fl.TrainConfig(divergence_factor=0.5)
+
+
+def test_the_new_config_fields_validate_and_round_trip():
+    config = fl.TrainConfig(checkpoint_every=5, sync_batchnorm=True, divergence_factor=10.0)
+    assert fl.TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    for field, value, why in (("checkpoint_every", -1, "must be >= 0"), ("checkpoint_every", 1.5, "integer"),
+                              ("sync_batchnorm", "yes", "true or false"), ("divergence_factor", -1, ">= 0"),
+                              ("divergence_factor", 0.5, "0 \\(off\\) or >= 1")):
+        with pytest.raises(ConfigError, match=f"{field}.*{why}"):
+            fl.TrainConfig(**{field: value})

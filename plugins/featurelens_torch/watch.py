@@ -4,11 +4,13 @@ Semantics, by where the model trains:
 
 * **CPU** (one process): every step's loss is read right after the step -- a host read is free
   there -- and training stops at that very batch, as Keras's ``TerminateOnNaN`` does.
-* **CUDA, MPS** (any device the host runs ahead of): a flag on the device collects "a loss was not
+* **CUDA**: a flag on the device collects "a loss was not
   finite" without synchronising. After every step a non-blocking copy of it goes to host memory,
   and the copy made ``LAG`` steps earlier is read (waited for, if the device is that far behind).
   Training therefore stops at most ``LAG`` steps after the bad batch, the host never runs more than
   ``LAG`` steps ahead of the device, and no step waits for its own result.
+* **MPS**: the flag is read at the end of each epoch only (there is no event to tell when a
+  non-blocking copy has landed).
 * **Data-parallel** (several processes): the flag is all-reduced (maximum) every step before it is
   read, so all processes stop at the same step; on the CPU that is the same step, on a GPU ``LAG``
   steps later as above.
@@ -19,7 +21,6 @@ The first bad batch and its loss are then looked up in the epoch's losses for th
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import torch
 
@@ -35,9 +36,16 @@ class LossWatch:
     def __init__(self, device: torch.device, parallel: Parallel, lag: int | None = None) -> None:
         self.device = device
         self.parallel = parallel
-        self.lag = (0 if device.type == "cpu" else LAG) if lag is None else lag
+        if lag is None:
+            lag = 0 if device.type == "cpu" else LAG if device.type == "cuda" else -1
+        self.lag = lag  # -1: read at the epoch's end only (MPS: no non-blocking copy to rely on)
         self.flag = torch.zeros((), dtype=torch.float32, device=device)
-        self.pending: deque[tuple[torch.Tensor, torch.cuda.Event | None]] = deque()
+        self.step = 0
+        self.slots: list[tuple[torch.Tensor, torch.cuda.Event | None]] = []
+        if self.lag > 0:  # a ring of host buffers (pinned on CUDA) and events, allocated once
+            pinned = device.type == "cuda"
+            self.slots = [(torch.zeros((), dtype=torch.float32, pin_memory=pinned),
+                           torch.cuda.Event() if pinned else None) for _ in range(self.lag + 1)]
 
     def bad(self, loss: torch.Tensor) -> bool:
         """Record this step's loss; whether a non-finite loss has been seen (``lag`` steps late at most)."""
@@ -48,27 +56,24 @@ class LossWatch:
             self.parallel.all_max(self.flag)
         if self.lag == 0:
             return bool(self.flag.item())
-        self.pending.append(self._copy())
-        if len(self.pending) <= self.lag:
+        if self.lag < 0:
             return False
-        host, event = self.pending.popleft()
+        host, event = self.slots[self.step % len(self.slots)]
+        host.copy_(self.flag, non_blocking=event is not None)
+        if event is not None:
+            event.record()
+        self.step += 1
+        if self.step <= self.lag:
+            return False
+        host, event = self.slots[(self.step - 1 - self.lag) % len(self.slots)]  # the copy made lag steps ago
         if event is not None:
             event.synchronize()
         return bool(host.item())
 
     def flush(self) -> bool:
         """Whether any step so far had a non-finite loss (waits for the device: at the epoch's end)."""
-        self.pending.clear()
+        self.step = 0
         return bool(self.flag.item())
-
-    def _copy(self) -> tuple[torch.Tensor, torch.cuda.Event | None]:
-        if self.device.type != "cuda":
-            return self.flag.detach().to("cpu", copy=True), None
-        host = torch.empty((), dtype=torch.float32, pin_memory=True)
-        host.copy_(self.flag, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        return host, event
 
 
 def first_bad(losses: list[torch.Tensor] | torch.Tensor, steps: int) -> tuple[int | None, float]:
