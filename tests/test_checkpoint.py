@@ -202,3 +202,15 @@ def test_the_new_config_fields_validate_and_round_trip():
                               ("divergence_factor", 0.5, "0 \\(off\\) or >= 1")):
         with pytest.raises(ConfigError, match=f"{field}.*{why}"):
             fl.TrainConfig(**{field: value})
+
+
+def test_a_failed_launch_says_how_to_continue_the_run(tmp_path, capsys):
+    from featurelens import cli_run
+
+    run = start(tmp_path / "run")
+    run.save(state(2))
+    assert cli_run.launched(1, tmp_path / "run") == 1
+    assert f"featurelens train --resume {tmp_path / 'run'}" in capsys.readouterr().err
+    run.mark("diverged")
+    assert cli_run.launched(1, tmp_path / "run") == 1 and capsys.readouterr().err == ""
+    assert cli_run.without_devices(["train", "--devices", "2", "--devices=3", "--seed", "1"]) == ["train", "--seed", "1"]

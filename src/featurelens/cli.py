@@ -253,7 +253,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     devices = cli_run.devices_for(args)
     launched = cli_run.launch(backend, devices, args.argv)
     if launched is not None:
-        return launched
+        return cli_run.launched(launched, out)
     data, choice = _load_data(args, args.train_per_class)
     spec = _fit_to_data(spec, data, args)
     _say(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
@@ -281,7 +281,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     devices = cli_run.devices_for(args, run)
     launched = cli_run.launch(backend, devices, args.argv)
     if launched is not None:
-        return launched
+        return cli_run.launched(launched, Path(args.resume))
     per_class = run.info.get("train_per_class")
     choice = cli_data.resolve(args, run.info.get(cli_data.RECORD_KEY) or {})
     data = cli_data.load(args, choice, per_class if isinstance(per_class, int) else None)

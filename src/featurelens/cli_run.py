@@ -18,11 +18,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from featurelens import distributed
 from featurelens.backends.contract import Backend, Capability
-from featurelens.checkpoint import Run, open_run
+from featurelens.checkpoint import Run, folder_kind, open_run
 from featurelens.errors import FeaturelensError
 
 #: Flags that change what a run trains; ``--resume`` refuses them (dest -> flag).
@@ -133,6 +134,17 @@ def run_in_foreground(command: Sequence[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def launched(status: int, out: Path) -> int:
+    """The launched processes' exit status; when they failed or were stopped but left an unfinished run
+    (not a diverged one), say how to continue it."""
+    if status != 0 and folder_kind(out) == "run":
+        run = open_run(out)
+        if run.meta.get("status") != "diverged":
+            print(f"The run is kept in {run.describe()}. Continue it with: featurelens train --resume {out}",
+                  file=sys.stderr)
+    return status
 
 
 def interrupted(out: object) -> int:
