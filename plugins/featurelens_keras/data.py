@@ -1,8 +1,10 @@
 """The training batches ``model.fit`` is given: a seeded order per epoch, augmented when asked.
 
-Keras's own shuffling of arrays draws from a global generator (numpy's on JAX, torch's on the
-torch backend), whose state a checkpoint would have to capture. featurelens always feeds a
-``PyDataset`` instead: epoch ``e``'s order and each batch's flips and shifts come from
+Keras 3's ``model.fit`` shuffles arrays with a global generator -- ``np.random.permutation`` on JAX,
+a torch ``RandomSampler`` (torch's global generator) on the torch backend -- and, given a
+``PyDataset`` with ``shuffle=True``, the order of its batches with Python's ``random.shuffle``:
+states a checkpoint would have to capture, per framework. featurelens always feeds this
+``PyDataset`` with ``shuffle=False`` instead: epoch ``e``'s order and each batch's flips and shifts come from
 :func:`~featurelens.backends.stream_seed` of the config's seed, ``e`` and the batch, so they depend
 on nothing but those numbers -- a resumed run reads exactly the batches of the uninterrupted one.
 A callback tells the dataset which epoch starts (:class:`EpochStreams`); on Keras's torch backend it
