@@ -249,8 +249,12 @@ def _tensors(args: tuple) -> Iterator[torch.Tensor]:
             yield from (a for a in arg if isinstance(a, torch.Tensor))
 
 
+class _Enough(Exception):
+    """Raised by a hook once every target is recorded, to end the forward pass there."""
+
+
 def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
-             convert: Callable[[torch.Tensor, bool], Any], check: bool = False) -> Capture:
+             convert: Callable[[torch.Tensor, bool], Any], check: bool = False, stop_early: bool = False) -> Capture:
     """Run one forward pass in eval mode without gradients, recording the targets' outputs.
 
     A target ``(name, module, k)`` records the module's k-th call under ``name``; ``k=None``
@@ -259,7 +263,9 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
     during the pass and converted after it (``None`` for a call that returned no tensor). A tensor
     that a later in-place operation changed (``nn.ReLU(inplace=True)`` in a user's model, say) is
     detected by its version counter, and only then is the pass repeated with copies taken inside
-    the hooks.
+    the hooks. With ``stop_early`` (targets of given calls only) the pass ends as soon as every
+    target is recorded: the layers after the last one cannot change what was recorded, so maps of
+    early layers do not pay for the rest of the network.
     """
     wanted: dict[int, list[tuple[str, int | None]]] = {}
     for name, module, call in targets:
@@ -268,6 +274,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
     hooked.update({id(m): m for _, m, _ in targets})
     names = {id(m): name for name, m, _ in reversed(targets)}
     copy_in_hook: set[str] = set()
+    stop_after = len({name for name, _, _ in targets}) if stop_early and not check and \
+        all(call is not None for _, _, call in targets) else None
 
     def run() -> tuple[Capture, dict[str, tuple]]:
         result, raw = Capture(), {}
@@ -293,6 +301,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
                     raw[key] = (None, False, 0)
                 else:
                     raw[key] = (tensor.detach().clone() if key in copy_in_hook else tensor, last, _version(tensor))
+            if stop_after is not None and len(raw) == stop_after:
+                raise _Enough
 
         def pre(module, args):
             if id(module) in names and not all(produced.unchanged(t) for t in _tensors(args)):
@@ -308,6 +318,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
                     handles.append(module.register_forward_pre_hook(pre))
             with torch.no_grad():
                 output = net(x)
+        except _Enough:
+            output = None
         finally:
             for handle in handles:
                 handle.remove()
@@ -426,7 +438,7 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
     device = module_device(net)
     for start in range(0, len(images), batch_size):
         x = to_tensor(images[start:start + batch_size], device)
-        result = _capture(net, targets, x, canonical_view)
+        result = _capture(net, targets, x, canonical_view, stop_early=names is not None)
         if names is None:
             yield {k: v for k, v in result.outputs.items() if v is not None}
             continue
