@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from featurelens.backends import InputError, LayerInfo, unknown_layer
-from featurelens_torch.build import ChannelsLastFlatten, SpecNet
+from featurelens_torch.build import ChannelsLastFlatten, GlobalAvgPool, GlobalMaxPool, Scale, SpecNet
 from featurelens_torch.scores import class_scores
 from featurelens_torch.train import to_tensor
 
@@ -47,7 +47,8 @@ REPEAT = "#"  # "dw#2": the second call of module dw in one forward pass
 KINDS = {nn.Conv2d: "conv2d", nn.ConvTranspose2d: "conv2d", nn.BatchNorm1d: "batch_norm",
          nn.BatchNorm2d: "batch_norm", nn.ReLU: "relu", nn.MaxPool2d: "max_pool", nn.Dropout: "dropout",
          ChannelsLastFlatten: "flatten", nn.Flatten: "flatten", nn.Linear: "dense",
-         nn.Softmax: "softmax"}
+         nn.Softmax: "softmax", GlobalMaxPool: "global_max_pool", GlobalAvgPool: "global_avg_pool",
+         Scale: "scale"}
 CONV2D = (nn.Conv2d, nn.ConvTranspose2d)
 HOLDERS = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)  # hold modules, never called
 

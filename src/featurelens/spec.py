@@ -13,6 +13,14 @@ approximation, so backends agree to float precision. The names never change for 
 the JSON of a block with the default activation has no ``activation`` field (old files load as
 ReLU). :data:`ACTIVATIONS` lists the kinds; code looking for "the activation after a conv" should
 test ``kind in ACTIVATIONS``.
+
+Two spec fields shape the head, both after CIFAR-10 speed-run networks (airbench): ``pooling``
+says how the last conv block's maps reach the dense layers, ``flatten`` (the default: a layer
+``flatten``) or one value per channel, ``global_max`` / ``global_avg`` (a layer ``global_pool`` of
+kind ``global_max_pool`` / ``global_avg_pool``); ``logit_scale`` multiplies the head's logits before
+the softmax (a layer ``head_scale`` of kind ``scale``, only when it is not 1), which slows the
+head's effective learning rate by its square. Defaults are not written to JSON, so older files and
+the names of specs without them are unchanged.
 """
 
 from __future__ import annotations
@@ -30,6 +38,9 @@ BN_MOMENTUM = 0.99
 
 #: The activation layer kinds a block can have (``ConvBlock.activation``, ``DenseBlock.activation``).
 ACTIVATIONS = ("relu", "gelu")
+
+#: How the conv blocks' maps reach the dense layers (``ModelSpec.pooling``), and the layer kind of each.
+POOLINGS = {"flatten": "flatten", "global_max": "global_max_pool", "global_avg": "global_avg_pool"}
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -115,7 +126,8 @@ class LayerSpec:
     """One layer of the expanded spec: what every backend builds under ``name``.
 
     ``kind`` is one of ``conv2d``, ``batch_norm``, ``relu``, ``gelu``, ``max_pool``, ``dropout``,
-    ``flatten``, ``dense`` and ``softmax``. Shapes are per example, channels last.
+    ``flatten``, ``global_max_pool``, ``global_avg_pool``, ``dense``, ``scale`` and ``softmax``.
+    Shapes are per example, channels last.
     """
 
     name: str
@@ -128,13 +140,19 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A declarative CNN: conv blocks, dense blocks, then a ``num_classes``-way softmax head."""
+    """A declarative CNN: conv blocks, dense blocks, then a ``num_classes``-way softmax head.
+
+    ``pooling`` (``flatten``, ``global_max``, ``global_avg``) and ``logit_scale``: see the module
+    docstring.
+    """
 
     blocks: tuple[ConvBlock, ...]
     dense: tuple[DenseBlock, ...] = ()
     num_classes: int = 10
     input_shape: tuple[int, int, int] = (32, 32, 3)
     name: str = "custom"
+    pooling: str = "flatten"
+    logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "blocks", tuple(self.blocks))
@@ -160,6 +178,12 @@ class ModelSpec:
         for i, dense_block in enumerate(self.dense):
             if not isinstance(dense_block, DenseBlock):
                 _fail(f"dense[{i}]", dense_block, "expected a DenseBlock")
+        if self.pooling not in POOLINGS:
+            _fail("pooling", self.pooling, f"choose one of {', '.join(POOLINGS)} (flatten is the default)")
+        scale = self.logit_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1e3 \
+                or scale != scale:
+            _fail("logit_scale", scale, "the factor on the logits must be a number > 0 and <= 1000 (1: none)")
         h, w = shape[0], shape[1]
         for i, block in enumerate(self.blocks):
             if h // block.pool_size < 1 or w // block.pool_size < 1:
@@ -197,10 +221,13 @@ class ModelSpec:
                 add(f"block{b}_pool", "max_pool", (h // p, w // p, ch), pool_size=p)
             if block.dropout > 0:
                 add(f"block{b}_dropout", "dropout", shape, rate=float(block.dropout))
-        flat = 1
-        for d in shape:
-            flat *= d
-        add("flatten", "flatten", (flat,))
+        if self.pooling == "flatten":
+            flat = 1
+            for d in shape:
+                flat *= d
+            add("flatten", "flatten", (flat,))
+        else:
+            add("global_pool", POOLINGS[self.pooling], (shape[-1],))
         for d, dense_block in enumerate(self.dense, start=1):
             fin = shape[0]
             add(f"dense{d}", "dense", (dense_block.units,), fin * dense_block.units + dense_block.units,
@@ -214,6 +241,8 @@ class ModelSpec:
         fin = shape[0]
         add("head_dense", "dense", (self.num_classes,), fin * self.num_classes + self.num_classes,
             units=self.num_classes, in_features=fin)
+        if self.logit_scale != 1:
+            add("head_scale", "scale", shape, scale=float(self.logit_scale))
         add("head_softmax", "softmax", shape)
         return out
 
@@ -247,6 +276,9 @@ class ModelSpec:
         for block in (*d["blocks"], *d["dense"]):  # the default stays implicit: old readers, same JSON
             if block["activation"] == "relu":
                 del block["activation"]
+        for key, default in (("pooling", "flatten"), ("logit_scale", 1.0)):  # likewise
+            if d[key] == default:
+                del d[key]
         return d
 
     def to_json(self) -> str:
