@@ -135,6 +135,34 @@ def canonical_view(output: torch.Tensor, channels_last: bool = False) -> np.ndar
     return out.numpy()
 
 
+def to_host(recorded: Mapping[str, tuple[torch.Tensor, bool] | None]) -> dict[str, np.ndarray | None]:
+    """GPU outputs as numpy arrays in the canonical layout, with one wait for all of them.
+
+    Each tensor is transposed on the device, then copied asynchronously into pinned (page-locked)
+    host memory from torch's caching host allocator (reused batch after batch, once the arrays
+    handed out are gone), and the stream is synchronised once, after the last copy. Pageable
+    copies, one blocking call per layer into freshly faulted memory, cost several times that.
+    """
+    staged: dict[str, torch.Tensor | None] = {}
+    stream = None
+    for name, item in recorded.items():
+        if item is None:
+            staged[name] = None
+            continue
+        tensor, channels_last = item
+        out = tensor.detach()
+        if out.dim() == 4 and not channels_last:
+            out = out.permute(0, 2, 3, 1)
+        out = out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        staged[name] = host
+        stream = torch.cuda.current_stream(out.device)
+    if stream is not None:
+        stream.synchronize()
+    return {name: None if host is None else host.numpy() for name, host in staged.items()}
+
+
 def parameter_count(module: nn.Module) -> int:
     """Parameters plus batch-norm statistics, counted as ModelSpec and Keras count them."""
     buffers = sum(b.numel() for n, b in module.named_buffers() if not n.endswith("num_batches_tracked"))
@@ -437,9 +465,13 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
     else:
         targets = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
     device = module_device(net)
+    on_gpu = device.type == "cuda"
     for start in range(0, len(images), batch_size):
         x = to_tensor(images[start:start + batch_size], device)
-        result = _capture(net, targets, x, canonical_view, stop_early=names is not None)
+        result = _capture(net, targets, x, (lambda out, last: (out, last)) if on_gpu else canonical_view,
+                          stop_early=names is not None)
+        if on_gpu:
+            result.outputs = to_host(result.outputs)
         if names is None:
             yield {k: v for k, v in result.outputs.items() if v is not None}
             continue
