@@ -10,6 +10,7 @@ and call the given epoch observers (:class:`~featurelens.backends.EpochObserver`
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,24 @@ def _split(model_check: Model, images: np.ndarray, labels: np.ndarray, config: T
     return _Split((norm.apply(train_x), train_y), validation, norm)
 
 
+class TrainingWarning(UserWarning):
+    """A training setting that will not do what it is meant to in this run."""
+
+
+def _check_averaging(config: TrainConfig, train_images: int) -> None:
+    """Warn when weight averaging cannot forget the initial weights in this run's steps."""
+    if not config.weight_averaging:
+        return
+    steps = -(-train_images // config.batch_size) * config.effective_epochs()
+    horizon = 1.0 / (1.0 - config.weight_averaging)
+    if steps < 3 * horizon:
+        left = config.weight_averaging ** steps
+        warnings.warn(f"weight_averaging={config.weight_averaging:g} averages over about {horizon:.0f} steps, but this "
+                      f"run has only {steps}: the returned (and validated) weights are still {left:.0%} the initial "
+                      "ones. Train longer, lower weight_averaging (e.g. 0.9), or set it to 0.", TrainingWarning,
+                      stacklevel=4)
+
+
 def _takes_observers(backend: Backend) -> bool:
     try:
         params = inspect.signature(backend.fit).parameters.values()
@@ -83,6 +102,7 @@ def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, 
         raise BackendError(f"the {backend.name!r} backend cannot {what}: its fit() takes no observers= "
                            "(see featurelens.backends.Backend.fit); update the backend, or train without "
                            + ("snapshot_every/snapshot_epochs" if config.snapshots else "observers"))
+    _check_averaging(config, len(split.train[1]))
     recorder = _recorder(backend, model, config, split) if config.snapshots else None
     if recorder is not None:
         observers.insert(0, recorder)
