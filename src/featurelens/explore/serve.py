@@ -48,7 +48,8 @@ def flask_module() -> Any:
     return flask
 
 
-def decode_upload(data: bytes, input_shape: tuple[int, int, int], max_bytes: int = MAX_BYTES) -> np.ndarray:
+def decode_upload(data: bytes, input_shape: tuple[int, int, int], max_bytes: int = MAX_BYTES,
+                  max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The uploaded bytes as one image (1, H, W, C) uint8 the model takes, or :class:`UploadRejected`."""
     if not data:
         raise UploadRejected("the upload is empty; choose an image file")
@@ -62,8 +63,8 @@ def decode_upload(data: bytes, input_shape: tuple[int, int, int], max_bytes: int
     if image.format not in FORMATS:
         raise UploadRejected(f"{image.format} images are not accepted; upload {', '.join(FORMATS)}")
     width, height = image.size
-    if width * height > MAX_PIXELS:
-        raise UploadRejected(f"the image is {width}x{height} pixels, over the limit of {MAX_PIXELS:,} pixels")
+    if width * height > max_pixels:
+        raise UploadRejected(f"the image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels")
     if min(width, height) < MIN_SIDE:
         raise UploadRejected(f"the image is {width}x{height} pixels; it needs at least {MIN_SIDE} on each side")
     try:

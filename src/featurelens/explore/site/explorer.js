@@ -33,6 +33,7 @@ const FL = (function () {
   }
 
   const fmt = (v, digits) => (v === null || v === undefined || Number.isNaN(v)) ? "–" : Number(v).toPrecision(digits || 3);
+  const bytes = (n) => n >= 1048576 ? (n / 1048576).toFixed(n >= 10485760 ? 0 : 1) + " MB" : Math.round(n / 1024) + " KB";
   const pct = (v, digits) => (100 * v).toFixed(digits === undefined ? 1 : digits) + "%";
   const className = (i) => (i === null || i === undefined || i < 0) ? "unknown" : state.site.class_names[i];
 
@@ -612,7 +613,7 @@ const FL = (function () {
     const live = state.live;
     if (!live) return;
     $("upload").hidden = false;
-    $("upload-limits").textContent = (live.types || []).join(", ").toUpperCase() + ", up to " + Math.round(live.max_bytes / 1048576) + " MB";
+    $("upload-limits").textContent = (live.types || []).join(", ").toUpperCase() + ", up to " + bytes(live.max_bytes);
     const input = $("upload-input");
     input.accept = (live.mime_types || []).join(",");
     input.addEventListener("change", () => { if (input.files[0]) upload(input.files[0]); input.value = ""; });
@@ -626,7 +627,7 @@ const FL = (function () {
     const status = $("upload-status");
     status.className = "upload-status";
     if (file.size > state.live.max_bytes) {
-      status.textContent = "Rejected: " + file.name + " is " + (file.size / 1048576).toFixed(1) + " MB, over the limit of " + Math.round(state.live.max_bytes / 1048576) + " MB.";
+      status.textContent = "Rejected: " + file.name + " is " + bytes(file.size) + ", over the limit of " + bytes(state.live.max_bytes) + ".";
       status.classList.add("error");
       return;
     }
