@@ -144,6 +144,17 @@ def test_the_site_holds_every_file_and_the_models_numbers(tiny_explorer):
 
 
 @pytest.mark.torch
+def test_a_site_records_which_weights_it_was_written_for(tiny_explorer, tmp_path):
+    from featurelens.cli_explore import site_source, weights_digest
+
+    site_dir, model_dir, _ = tiny_explorer
+    source = site_source(site_dir)
+    assert source == {"model_dir": str(model_dir.resolve()), "weights_sha256": weights_digest(model_dir),
+                      "methods": ["gradcam", "saliency", "smoothgrad", "integrated_gradients"]}
+    assert site_source(tmp_path) is None  # --serve writes a site first where there is none
+
+
+@pytest.mark.torch
 def test_explore_refuses_bad_flags_and_a_site_over_its_budget(tiny_explorer, tmp_path, capsys, monkeypatch):
     from featurelens.cli import main
 

@@ -12,35 +12,18 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import launch, missing, require
 from PIL import Image
 from test_explore import read_call
 
 pytestmark = pytest.mark.torch
 REQUIRE = os.environ.get("FEATURELENS_REQUIRE_BROWSER") == "1"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--disable-quic", "--no-first-run"]
-
-
-def _browser_or_skip() -> None:
-    problem = None
-    if shutil.which("chromium") is None:
-        problem = "Debian's chromium is missing (apt-get install chromium)"
-    else:
-        try:
-            import playwright  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is missing (pip install playwright)"
-    if problem:
-        if REQUIRE:
-            pytest.fail(problem)
-        pytest.skip(problem)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +37,11 @@ def artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    _browser_or_skip()
+    require(missing(), REQUIRE)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=shutil.which("chromium"), args=LAUNCH_ARGS)
+        chromium = launch(p)
         yield chromium
         chromium.close()
 
@@ -221,7 +204,8 @@ def test_the_live_walk_with_an_upload_and_a_rejected_one(live_server, browser, a
     expected = python_side[0].predict(decode_upload(photo.read_bytes(), (32, 32, 3)))[0]
     assert float(walk.page.locator("#top5 li").first.get_attribute("data-probability")) == pytest.approx(
         float(expected.max()), rel=1e-4)
-    assert walk.page.locator(".thumb.upload").count() == 1 and "uploaded image" in walk.page.inner_text("#input-caption")
+    assert walk.page.locator(".thumb.upload").count() == 1
+    assert "uploaded image" in walk.page.inner_text("#input-caption")
     walk.page.click(".card[data-layer='block1_relu1']")
     walk.shot("upload")
     bad = tmp_path / "notes.png"

@@ -26,7 +26,7 @@ SHEET_COLS = 16
 
 def compute_atlases(model: Model, images: np.ndarray, labels: np.ndarray, layers: list[str], *, top: int,
                     steps: int, colour: np.ndarray | None, seed: int,
-                    advance: Callable[[int], None]) -> dict[str, ChannelAtlas]:
+                    advance: Callable[[int], object]) -> dict[str, ChannelAtlas]:
     """The atlas of ``layers`` over ``images``; ``advance(n)`` is called as each layer's ``n``
     channels are optimized (one batch per layer: splitting it was several times slower)."""
     atlases = channel_atlas(model, images, layers, labels=labels, top=top, steps=0)
@@ -71,7 +71,7 @@ def atlas_entry(atlas: ChannelAtlas, labels: np.ndarray, steps: int) -> tuple[di
         "sheets": {}}
     if stats.class_mean is not None:
         entry["class_mean"] = [rounded(row, 4) for row in stats.class_mean.T]
-        entry["selectivity"] = rounded(stats.selectivity, 4)  # type: ignore[arg-type]
+        entry["selectivity"] = rounded(stats.selectivity, 4)
     sheets: dict[str, np.ndarray] = {}
     if atlas.feature_vis is not None:
         sheets["vis"] = colour_sheet(atlas.feature_vis, SHEET_COLS)

@@ -39,7 +39,7 @@ from featurelens.errors import InputError
 from featurelens.evaluation import evaluate_probabilities
 from featurelens.explain.result import ExplanationWarning
 from featurelens.explore.atlas_data import atlas_entry, compute_atlases
-from featurelens.explore.records import DEFAULT_METHODS, Plan, compute_records, make_plan, rounded
+from featurelens.explore.records import DEFAULT_METHODS, compute_records, make_plan, rounded
 from featurelens.explore.sample import balanced_sample
 from featurelens.explore.sprites import EXTENSIONS, colour_sheet, encode
 from featurelens.explore.strip import atlas_layers

@@ -33,7 +33,7 @@ EXPLANATIONS = "explanations"
 DIGITS = 5
 
 
-def rounded(values: np.ndarray, digits: int = DIGITS) -> list[float]:
+def rounded(values: Any, digits: int = DIGITS) -> list[float]:
     """Floats with ``digits`` significant digits (short JSON; NaN and infinities as 0)."""
     flat = np.nan_to_num(np.asarray(values, np.float64).ravel(), nan=0.0, posinf=0.0, neginf=0.0)
     return [float(f"{v:.{digits}g}") for v in flat]
@@ -110,12 +110,12 @@ def compute_records(model: Model, images: np.ndarray, plan: Plan) -> list[tuple[
         if plan.methods:
             stack = np.stack([explained[m][i] for m in plan.methods], axis=-1)
             signed = [bool((explained[m][i] < 0).any()) for m in plan.methods]
-            tiles = []
+            method_tiles: list[np.ndarray] = []
             for k, m in enumerate(plan.methods):
                 tile, lo, hi = quantize(stack[..., k:k + 1], signed=signed[k])
-                tiles.append(tile[0])
+                method_tiles.append(tile[0])
                 methods[m] = {"peak": rounded(np.maximum(-lo, hi))[0], "signed": signed[k]}
-            paste(sheet, plan.blocks[EXPLANATIONS], np.stack(tiles))
+            paste(sheet, plan.blocks[EXPLANATIONS], np.stack(method_tiles))
         record = {"probabilities": rounded(probabilities[i]), "predicted": int(predicted[i]),
                   "layers": layers, "explanations": methods}
         out.append((record, sheet))

@@ -56,11 +56,11 @@ def decode_upload(data: bytes, input_shape: tuple[int, int, int], max_bytes: int
     if len(data) > max_bytes:
         raise UploadRejected(f"the file is {len(data) / 2**20:.1f} MB, over the limit of {max_bytes / 2**20:.0f} MB")
     try:
-        image = Image.open(io.BytesIO(data))
+        image: Image.Image = Image.open(io.BytesIO(data))
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UploadRejected(f"this is not an image Pillow can read ({type(exc).__name__}); upload "
                              f"{', '.join(FORMATS)}") from exc
-    if image.format not in FORMATS:
+    if image.format not in FORMATS:  # what Pillow decoded, not what the name or content type said
         raise UploadRejected(f"{image.format} images are not accepted; upload {', '.join(FORMATS)}")
     width, height = image.size
     if width * height > max_pixels:

@@ -1,10 +1,11 @@
-"""Compact pixels for the page: maps quantized to 8 bits and packed into PNG sprite sheets.
+"""Compact pixels for the page: maps quantized per channel and packed into image sheets.
 
-Every channel of every layer of one image goes into one grayscale PNG (8-bit, then
-:data:`LEVELS` gray levels, lossless WebP: ReLU maps are half zeros and compress well), each channel scaled to 0-255 over its own range; the page keeps the range
-(``lo``, ``hi``) beside it and colours the gray with an SVG colour-map filter, so it never needs
-to read pixels (which Chromium forbids for pages opened from ``file://``). Colour images
-(thumbnails, patches, feature visualizations) go into RGB sheets the same way.
+Every channel of every layer of one image goes into one gray sheet, each channel scaled to its own
+range (``lo``, ``hi``, kept beside it in the image's record) with :data:`LEVELS` gray levels, as
+lossless WebP (ReLU maps are half zeros and compress well: a fifth smaller than PNG). The page
+colours the gray with an SVG colour-map filter, so it never needs to read pixels (which Chromium
+forbids for pages opened from ``file://``). Colour images (thumbnails, patches, feature
+visualizations) go into RGB sheets the same way.
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ LEVELS = 64
 
 def encode(array: np.ndarray, kind: str) -> bytes:
     """A uint8 sheet as image-file bytes: ``"maps"`` (gray feature maps: :data:`LEVELS` levels,
-    lossless WebP; its slowest setting is 2% smaller and 200 times slower), ``"photo"`` (RGB crops of images and optimized images: WebP at quality 90) or
-    ``"exact"`` (PNG, every pixel as given: the images the model saw, kernels)."""
+    lossless WebP; its slowest setting is 2% smaller and 200 times slower), ``"photo"`` (RGB crops
+    of images and optimized images: WebP at quality 90) or ``"exact"`` (PNG, every pixel as given:
+    the images the model saw, kernels)."""
     array = np.ascontiguousarray(array, np.uint8)
     mode = "L" if array.ndim == 2 else "RGB"
     buffer = io.BytesIO()
