@@ -30,11 +30,11 @@ def add_parser(sub: Any, add_data_args: Callable[[argparse.ArgumentParser], None
                        "no CDN; opens from disk) to click through a model: pick a test image, see its prediction, "
                        "explanation maps and the feature maps of every layer, open a layer's channels and each "
                        "channel's atlas entry, the training history and the confusion matrix. The seed CNN's site "
-                       f"of {DEFAULT_IMAGES} images takes about 25 MB and 3-4 minutes on 2 CPU cores.")
+                       f"of {DEFAULT_IMAGES} images takes about 22 MB and a few minutes on 2 CPU cores.")
     p.add_argument("model_dir", type=Path)
     p.add_argument("--images", type=int, default=DEFAULT_IMAGES, metavar="N",
                    help=f"test images in the site, balanced over classes, half of them mistakes where there are "
-                        f"enough (default {DEFAULT_IMAGES}; about 80 KB each for the seed CNN)")
+                        f"enough (default {DEFAULT_IMAGES}; about 70 KB each for the seed CNN)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default MODEL_DIR/explorer)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS), metavar="M1,M2",
                    help=f"explanation methods precomputed per image, from {', '.join(METHODS)} "

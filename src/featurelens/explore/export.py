@@ -50,7 +50,7 @@ DEFAULT_IMAGES = 300
 DEFAULT_STEPS = 128
 DEFAULT_TOP = 9
 BUDGET_MB = 30.0
-"""The default size budget: the seed CNN's explorer of 300 images takes about 16 MB (docs/guide)."""
+"""The default size budget: the seed CNN's explorer of 300 images takes 22 MB (benchmarks/RESULTS.md)."""
 BATCH = 32
 THUMB_COLS = 32
 ASSETS = ("index.html", "explorer.css", "explorer.js")
