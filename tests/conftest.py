@@ -138,3 +138,20 @@ def fit_data() -> tuple[np.ndarray, np.ndarray]:
 def short_cpu_config(**changes):
     """A 3-epoch CPU TrainConfig (batch 32) with ``changes`` applied."""
     return fl.TrainConfig(**{"epochs": 3, "batch_size": 32, "device": "cpu", **changes})
+
+
+@pytest.fixture(scope="session")
+def tiny_explorer(tmp_path_factory):
+    """The explorer of a tiny model folder (12 test images, a 4-step atlas) written by
+    ``featurelens explore``, shared by the explorer tests: ``(site folder, model folder, data folder)``."""
+    pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'featurelens[torch]')")
+    from featurelens.cli import main
+
+    root = tmp_path_factory.mktemp("explorer")
+    model_dir, data = train_tiny_model_folder(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(root / "home"))
+        mp.delenv("FEATURELENS_DATA_DIR", raising=False)
+        assert main(["explore", str(model_dir), "--data-dir", str(data), "--images", "12", "--atlas-images", "20",
+                     "--steps", "4", "--top", "4", "--out", str(root / "site"), "--no-progress"]) == 0
+    return root / "site", model_dir, data

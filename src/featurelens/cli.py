@@ -1,5 +1,5 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, atlas, convert, compare,
-demo."""
+"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, atlas, explore, convert,
+compare, demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurelens import cli_atlas, cli_data, cli_explain, testing
+from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.compare import check_comparable, feature_map_differences
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_explain.add_parser(sub, _add_data_args)
     cli_atlas.add_parser(sub, _add_data_args)
+    cli_explore.add_parser(sub, _add_data_args)
 
     p = sub.add_parser("convert", help="the same model on another backend (weights, statistics, history)")
     p.add_argument("model_dir", type=Path)
@@ -289,6 +290,10 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
     return cli_atlas.cmd_atlas(args, _load_data)
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    return cli_explore.cmd_explore(args, _load_data)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
@@ -376,7 +381,7 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
 COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
             "spec": _cmd_spec, "train": _cmd_train,
             "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "atlas": _cmd_atlas,
-            "convert": _cmd_convert,
+            "explore": _cmd_explore, "convert": _cmd_convert,
             "compare": _cmd_compare, "demo": _cmd_demo}
 
 
