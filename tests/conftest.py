@@ -38,13 +38,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """CI installs every backend, so there a skipped test is a failure, not a shrug."""
+    """CI installs every backend (and the tensorboard extra), so there a skipped test is a failure, not a shrug."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     missing = [r for r in skipped if "not installed" in str(r.longrepr)]  # not e.g. "no CUDA GPU"
     if REQUIRE_ALL and missing and exitstatus == 0:
         print(f"\nFEATURELENS_REQUIRE_ALL_BACKENDS=1 but {len(missing)} test(s) were skipped "
-              "because a backend is not installed")
+              "because a backend (or the tensorboard extra) is not installed")
         session.exitstatus = 1
 
 

@@ -23,7 +23,7 @@ REQUIRE = os.environ.get("FEATURELENS_REQUIRE_DOCS") == "1"
 
 def test_there_are_hooks():
     assert HOOKS == ["featurelens_register_backends", "featurelens_register_datasets", "featurelens_register_figures",
-                     "featurelens_register_presets"]
+                     "featurelens_register_loggers", "featurelens_register_presets"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)

@@ -1,5 +1,5 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, atlas, explore, convert,
-compare, demo."""
+"""The ``featurelens`` command line: backends, datasets, loggers, spec, train, evaluate, visualize, explain,
+atlas, explore, convert, compare, demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, testing
+from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, cli_logs, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.compare import check_comparable, feature_map_differences
@@ -63,6 +63,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", choices=COMPILE_MODES, help="compile the training step (auto: on CUDA only)")
     p.add_argument("--train-per-class", type=int, help="train on this many images per class")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cli_logs.add_log_args(p)  # --log NAME, --log-dir DIR: see featurelens.cli_logs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list backends, whether they are installed and how to install them")
     sub.add_parser("datasets", help="list the datasets --dataset accepts (built-in and from plugins)")
+    sub.add_parser("loggers", help="list the experiment loggers --log accepts (built-in and from plugins)")
 
     p = sub.add_parser("spec", help="show a preset's layers and parameter count, or its JSON")
     p.add_argument("preset", nargs="?", default="seed")
@@ -240,13 +242,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
     if out.exists() and not args.overwrite:
         raise FeaturelensError(f"{out} already exists; pass --overwrite or choose another --out")
+    log_dir = cli_logs.log_dir(args, out)
     data, choice = _load_data(args, args.train_per_class)
     spec = _fit_to_data(spec, data, args)
     print(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
           f"images of {cli_data.describe(data)} with the {backend.name} backend, up to "
           f"{config.effective_epochs()} epochs")
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
-                  class_names=data.class_names, progress=not args.no_progress)
+                  class_names=data.class_names, progress=not args.no_progress, loggers=args.log or (), log_dir=log_dir)
     assert model.history is not None  # train() always sets it
     print(model.history.describe())
     model.train_config = {**(model.train_config or {}), cli_data.RECORD_KEY: choice.record()}
@@ -259,6 +262,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"Snapshots: epochs {', '.join(map(str, snaps.epochs))} and the final model, {len(snaps.layers)} conv "
               f"layers, {len(snaps.probe)} probe images ({snaps.nbytes / 2**20:.2f} MB, {out / SNAPSHOTS_FILE})")
     print(f"Model folder: {out}")
+    if log_dir is not None:
+        print(cli_logs.describe(args.log, log_dir))
     return 0
 
 
@@ -378,7 +383,8 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
     return 1 if any(r.failed for r in results) else 0
 
 
-COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
+COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "loggers": cli_logs.cmd_loggers,
+            "check-backend": _cmd_check_backend,
             "spec": _cmd_spec, "train": _cmd_train,
             "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "atlas": _cmd_atlas,
             "explore": _cmd_explore, "convert": _cmd_convert,

@@ -38,3 +38,7 @@ class ModelFolderError(FeaturelensError):
 
 class OutputExistsError(FeaturelensError, FileExistsError):
     """An output folder already exists and overwriting it was not asked for."""
+
+
+class LoggerError(FeaturelensError):
+    """An experiment logger is unknown, not installed, or failed before training started."""

@@ -3,13 +3,15 @@
 Both hold out ``config.validation_split`` of every class (seeded), compute the per-channel
 normalization from the remaining training images and hand the backend's trainer normalized
 arrays, so early stopping, LR reduction, History, progress and augmentation are the same.
-Both record training snapshots when the config asks for them (:mod:`featurelens.atlas.snapshots`)
-and call the given epoch observers (:class:`~featurelens.backends.EpochObserver`) after every epoch.
+Both record training snapshots when the config asks for them (:mod:`featurelens.atlas.snapshots`),
+call the given epoch observers (:class:`~featurelens.backends.EpochObserver`) after every epoch
+and write experiment logs through the given loggers (:mod:`featurelens.loggers`).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ from featurelens.spec import ModelSpec
 
 if TYPE_CHECKING:
     from featurelens.atlas.snapshots import SnapshotRecorder
+    from featurelens.loggers.session import LoggerLike, LoggerSession
 
 
 def _resolve_backend(backend: str | Backend | None) -> Backend:
@@ -93,11 +96,12 @@ def _takes_observers(backend: Backend) -> bool:
 
 
 def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
-         progress: bool, observers: Sequence[EpochObserver]) -> None:
-    """Run the backend's trainer with the snapshot recorder (if configured) and ``observers``;
-    set the model's ``history``, ``snapshots`` and ``train_config``."""
+         progress: bool, observers: Sequence[EpochObserver], loggers: Sequence[LoggerLike] = (),
+         log_dir: str | os.PathLike[str] | None = None) -> None:
+    """Run the backend's trainer with the snapshot recorder (if configured), ``observers`` and
+    ``loggers``; set the model's ``history``, ``snapshots`` and ``train_config``."""
     observers = list(observers)
-    if (observers or config.snapshots) and not _takes_observers(backend):
+    if (observers or config.snapshots or loggers) and not _takes_observers(backend):
         what = "record training snapshots" if config.snapshots else "call epoch observers"
         raise BackendError(f"the {backend.name!r} backend cannot {what}: its fit() takes no observers= "
                            "(see featurelens.backends.Backend.fit); update the backend, or train without "
@@ -106,8 +110,18 @@ def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, 
     recorder = _recorder(backend, model, config, split) if config.snapshots else None
     if recorder is not None:
         observers.insert(0, recorder)
+    logs = _logger_session(backend, model, spec, split, config, loggers, log_dir) if loggers else None
+    if logs is not None:
+        observers.append(logs)
     extra = {"observers": observers} if observers else {}
-    history = backend.fit(model.native, spec, split.train, split.validation, config, progress=progress, **extra)
+    try:
+        history = backend.fit(model.native, spec, split.train, split.validation, config, progress=progress, **extra)
+    except BaseException as exc:
+        if logs is not None:
+            logs.end(error=f"{type(exc).__name__}: {exc}")
+        raise
+    if logs is not None:
+        logs.end(history)
     model.history = history
     if recorder is not None:
         model.snapshots = recorder.finish(model.native, _returned_epoch(history))
@@ -122,6 +136,19 @@ def _recorder(backend: Backend, model: Model, config: TrainConfig, split: _Split
     return SnapshotRecorder.start(backend, model.native, config, model.input_shape, held_out, source)
 
 
+def _logger_session(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
+                    loggers: Sequence[LoggerLike], log_dir: str | os.PathLike[str] | None) -> LoggerSession | None:
+    """The run's loggers, started (default folder: ``runs/<name>-<backend>-logs``)."""
+    from featurelens.loggers.session import LoggerSession
+
+    name = f"{model.name}-{backend.name}"
+    held_out, source = (split.validation[0], "validation") if split.validation is not None \
+        else (split.train[0], "training")
+    return LoggerSession.start(loggers, log_dir if log_dir is not None else os.path.join("runs", f"{name}-logs"),
+                               name, backend, model.native, spec, config, model.class_names or (), model.input_shape,
+                               len(split.train[1]), held_out, source, split.normalization)
+
+
 def _returned_epoch(history: History) -> int | None:
     """The epoch whose weights training returned: the best when they were restored, else the last."""
     if history.restored_best_weights and history.best_epoch is not None:
@@ -132,13 +159,19 @@ def _returned_epoch(history: History) -> int | None:
 def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig | None = None, *, backend: str | Backend | None = None,
           class_names: Sequence[str] | None = None, progress: bool = True,
-          observers: Sequence[EpochObserver] = ()) -> SpecModel:
+          observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+          log_dir: str | os.PathLike[str] | None = None) -> SpecModel:
     """Train ``spec`` on images as loaded (N, H, W, C) and integer labels.
 
     ``observers`` are called after every epoch as ``observer(epoch, record, native)`` (see
     :class:`~featurelens.backends.EpochObserver`). With ``config.snapshot_every`` or
     ``config.snapshot_epochs`` the model's ``snapshots`` record how its filters and feature maps
     formed (:mod:`featurelens.atlas.snapshots`); ``save`` stores them in the folder.
+
+    ``loggers`` write experiment logs while it trains: registered names (``"tensorboard"``,
+    ``"csv"``, ``"jsonl"``, a plugin's; :func:`featurelens.loggers.available_loggers`) or
+    :class:`~featurelens.backends.Logger` objects, into ``log_dir`` (default
+    ``runs/<spec name>-<backend>-logs``). See :mod:`featurelens.loggers`.
     """
     config = config or TrainConfig()
     chosen = _resolve_backend(backend)
@@ -148,7 +181,7 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     model = build_model(spec, identity, names, chosen, seed=config.seed)
     split = _split(model, images, labels, config, spec.num_classes, None)
     model.normalization = split.normalization
-    _fit(chosen, model, spec, split, config, progress, observers)
+    _fit(chosen, model, spec, split, config, progress, observers, loggers, log_dir)
     return model
 
 
@@ -167,7 +200,8 @@ def _probe(backend: Backend, native: Any, image: np.ndarray) -> int:
 def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig | None = None, *,
         backend: str | Backend | None = None, class_names: Sequence[str] | None = None,
         normalization: Normalization | str | None = "auto", progress: bool = True,
-        observers: Sequence[EpochObserver] = ()) -> WrappedModel:
+        observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+        log_dir: str | os.PathLike[str] | None = None) -> WrappedModel:
     """Train a model you built yourself (a ``torch.nn.Module``, a Keras model) with featurelens's trainer.
 
     The same validation split, early stopping, LR reduction, History, progress and augmentation
@@ -176,7 +210,8 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     or ``None`` to feed the images unchanged. The model must take (N, H, W, C) images in the
     framework's own layout (channels first for torch) and return one row of class scores per image,
     logits or probabilities. It is trained in place and returned wrapped, with its ``history``
-    (and ``snapshots`` when the config asks for them; ``observers`` as for :func:`train`);
+    (and ``snapshots`` when the config asks for them; ``observers``, ``loggers`` and ``log_dir`` as for
+    :func:`train`, the default log folder being ``runs/<model class>-<backend>-logs``);
     ``.save(folder)`` writes it, ``featurelens.load_model(folder, model=...)`` loads it.
     """
     config = config or TrainConfig()
@@ -203,5 +238,5 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     given = normalization if isinstance(normalization, Normalization) else (identity if normalization is None else None)
     split = _split(model, images, labels, config, num_classes, given)
     model.normalization = split.normalization
-    _fit(chosen, model, None, split, config, progress, observers)
+    _fit(chosen, model, None, split, config, progress, observers, loggers, log_dir)
     return model

@@ -24,13 +24,14 @@ In a model folder they are ``snapshots.safetensors`` (arrays, no pickle) describ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
+from featurelens.backends.layers import LayerInfo
 from featurelens.config import TrainConfig
 from featurelens.errors import ConfigError, InputError, ModelFolderError
 from featurelens.history import EpochRecord
@@ -68,6 +69,30 @@ def pool_maps(maps: np.ndarray, size: int = POOL) -> np.ndarray:
         for j, (left, right) in enumerate(cols):
             pooled[:, i, j] = band[:, left:right].mean(axis=1)
     return pooled
+
+
+def conv_read_at(infos: Sequence[LayerInfo]) -> dict[str, str]:
+    """Every conv layer of a layer table, in order, with the layer its channels are read at (the ReLU after it)."""
+    from featurelens.atlas.examples import measured_layer  # it imports the model module
+
+    return {info.name: measured_layer(infos, info.name) for info in infos if info.kind == "conv2d"}
+
+
+def probe_indices(total: int, count: int, seed: int) -> np.ndarray:
+    """``count`` (at most ``total``) sorted indices of ``total`` held-out images, drawn with ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
+
+
+def read_conv_maps(backend: Backend, native: Any, images: np.ndarray, read_at: Mapping[str, str],
+                   batch_size: int = 64, reduce: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """``{conv layer: maps}`` of normalized ``images``, each read at ``read_at[layer]``, batch by batch
+    (``reduce`` applied to every batch's maps, e.g. pooling; else a float32 copy)."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in read_at}
+    for batch in backend.feature_maps(native, images, sorted(set(read_at.values())), batch_size):
+        for name, source in read_at.items():
+            parts[name].append(reduce(batch[source]) if reduce is not None else np.array(batch[source], np.float32))
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 def _nbytes(arrays: Mapping[str, np.ndarray]) -> int:
@@ -205,21 +230,17 @@ class SnapshotRecorder:
               held_out: np.ndarray, source: str = "validation") -> SnapshotRecorder:
         """Pick the probe from ``held_out`` (normalized images) with ``config.seed``, record the model as
         initialized, and refuse (``ConfigError``) a schedule whose snapshots would exceed ``MAX_BYTES``."""
-        from featurelens.atlas.examples import measured_layer  # it imports the model module
-
         backend.require(Capability.INTROSPECT, "record training snapshots")
-        infos = backend.layers(native, input_shape)
-        layers = [info.name for info in infos if info.kind == "conv2d"]
+        read_at = conv_read_at(backend.layers(native, input_shape))
+        layers = list(read_at)
         if not layers:
             raise InputError("the model has no conv layer, so there are no filters or feature maps to snapshot; "
                              "set snapshot_every=0")
         if len(held_out) == 0:
             raise InputError("there are no images to take the snapshots' probe batch from")
-        count = min(config.snapshot_probe, len(held_out))
-        indices = np.sort(np.random.default_rng(config.seed).choice(len(held_out), count, replace=False))
+        indices = probe_indices(len(held_out), config.snapshot_probe, config.seed)
         recorder = cls(backend, layers, np.asarray(held_out)[indices], config.snapshot_schedule(),
-                       tuple(int(i) for i in indices), source,
-                       read_at={layer: measured_layer(infos, layer) for layer in layers})
+                       tuple(int(i) for i in indices), source, read_at=read_at)
         filters, maps = recorder.capture(native)
         recorder.check_bound(config, _nbytes(filters), _nbytes(maps))
         recorder.store(0, filters, maps)
@@ -246,13 +267,9 @@ class SnapshotRecorder:
         """The kernels and pooled probe maps of every conv layer of ``native`` now (float16 copies)."""
         layers = list(self.snapshots.layers)
         filters = {name: np.asarray(self.backend.filters(native, name)).astype(DTYPE) for name in layers}
-        read_at = self.snapshots.read_at
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-        wanted = sorted({read_at.get(name, name) for name in layers})
-        for batch in self.backend.feature_maps(native, self.snapshots.probe, wanted, self.batch_size):
-            for name in layers:
-                parts[name].append(pool_maps(batch[read_at.get(name, name)], self.snapshots.pool).astype(DTYPE))
-        maps = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        read_at = {name: self.snapshots.read_at.get(name, name) for name in layers}
+        maps = read_conv_maps(self.backend, native, self.snapshots.probe, read_at, self.batch_size,
+                              lambda batch: pool_maps(batch, self.snapshots.pool).astype(DTYPE))
         return filters, maps
 
     def store(self, epoch: int, filters: dict[str, np.ndarray], maps: dict[str, np.ndarray]) -> None:

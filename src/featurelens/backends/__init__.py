@@ -5,7 +5,8 @@ the built-in PyTorch and Keras backends are held to that by a test. Here are the
 (:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the objectives
 of :meth:`Backend.value_and_grad` (:class:`ClassScore`, :class:`ChannelMean`, :class:`Unit`) and its
 result (:class:`Gradients`), the :class:`EpochObserver` a trainer calls after every epoch, the dataset
-entry (:class:`DatasetEntry`), the hook marker
+entry (:class:`DatasetEntry`), experiment loggers (:class:`LoggerEntry`, :class:`Logger` and what it
+receives: :class:`RunStart`, :class:`EpochView`, :class:`RunEnd`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
 History it returns, the canonical weight names, and probability helpers.
@@ -18,6 +19,7 @@ from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
 from featurelens.backends.layers import LayerInfo, LayerNotFoundError, unknown_layer
+from featurelens.backends.loggers import EpochView, Logger, LoggerEntry, RunEnd, RunStart
 from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Objective, Unit, checked_request
 from featurelens.backends.registry import (
     BackendStatus,
@@ -41,9 +43,10 @@ from featurelens.weights import BN_PARAMS, canonical_shapes
 __all__ = [
     "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability", "ChannelMean", "ClassScore",
     "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochObserver", "EpochRecord",
-    "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
-    "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry", "ReportContext",
-    "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities", "checked_request", "available_backends",
+    "EpochView", "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo",
+    "LayerNotFoundError", "LayerSpec", "Logger", "LoggerEntry", "ModelSpec", "Objective", "Panel", "PluginFailure",
+    "ReduceLROnPlateau", "Registry", "ReportContext", "ReportFigure", "RunEnd", "RunStart", "SpecError", "TrainConfig",
+    "Unit", "as_probabilities", "checked_request", "available_backends",
     "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities", "mode_for",
     "register_plugin", "registry", "unknown_layer", "unregister_plugin",
 ]
