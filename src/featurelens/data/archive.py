@@ -54,7 +54,7 @@ def extract_tar(archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str
                     tar.extractall(tmp, members=members)
         except (tarfile.TarError, EOFError, OSError) as exc:
             raise DataError(
-                f"{archive} is truncated or corrupted ({exc}); delete it and download it again"
+                f"{archive} is truncated or corrupted ({type(exc).__name__}: {exc}); delete it and download it again"
             ) from exc
         if not (tmp / root).is_dir():
             raise DataError(f"{archive} holds no {root}/ folder; it is not the expected dataset")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from featurelens.data.arrays import train_val_split
 from featurelens.data.dataset import Dataset
 from featurelens.errors import DataError, InputError
+from featurelens.spec import MAX_SIDE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 NAME = "image-folder"
@@ -66,9 +67,9 @@ def _classes(folder: Path) -> dict[str, list[Path]]:
 
 
 def _check_size(size: Sequence[int], channels: int) -> tuple[int, int]:
-    if (len(size) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+    if (len(size) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
                                   for v in size)):
-        raise InputError(f"size={tuple(size)!r} must be (height, width), two integers >= 1")
+        raise InputError(f"size={tuple(size)!r} must be (height, width), two integers >= 1 and <= {MAX_SIDE}")
     if channels not in (1, 3):
         raise InputError(f"channels={channels!r} must be 1 (grayscale) or 3 (RGB)")
     return int(size[0]), int(size[1])
