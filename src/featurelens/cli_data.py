@@ -26,13 +26,14 @@ from typing import Any
 from featurelens.backends.datasets import IMAGE_FOLDER
 from featurelens.data import is_image_folder, load_dataset, load_image_folder
 from featurelens.data.dataset import Dataset, subset
-from featurelens.errors import FeaturelensError
+from featurelens.errors import DataError, FeaturelensError
+from featurelens.folder_meta import DATASET_KEY
 
 DEFAULT_DATASET = "cifar10"
 DEFAULT_SIZE = (32, 32)
 DEFAULT_CHANNELS = 3
 DEFAULT_TEST_FRACTION = 0.2
-RECORD_KEY = "dataset"
+RECORD_KEY = DATASET_KEY
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -87,6 +88,8 @@ def recorded(model: object) -> dict[str, Any]:
 def resolve(args: argparse.Namespace, record: dict[str, Any] | None = None) -> DataChoice:
     """The data to load: explicit flags, else the model's record, else auto-detection, else CIFAR-10."""
     record = record or {}
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        raise DataError(f"--data-dir {args.data_dir} is a file, not a folder; point at the folder holding the dataset")
     if args.dataset and args.dataset != record.get("name"):
         record = {}  # another dataset than the model's: nothing of its record applies
     name = args.dataset or record.get("name")
