@@ -18,13 +18,14 @@ import copy
 import math
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+T = TypeVar("T")
 PROFILE_ENV = "FEATURELENS_HYPOTHESIS_PROFILE"
 PROFILES = {"ci": 1, "fuzz": 25}
 PROFILE = os.environ.get(PROFILE_ENV, "ci")
@@ -39,6 +40,17 @@ def cases(count: int, deadline_s: float = 2.0) -> settings:
                     derandomize=PROFILE == "ci", database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
+
+
+def outcome(error: type[Exception], make: Callable[[], T]) -> T | None:
+    """``make()``'s result, or None when it raised ``error`` with a clear message: one line, not a
+    megabyte of repr. Any other exception propagates, and the property fails."""
+    try:
+        return make()
+    except error as exc:
+        text = str(exc)
+        assert text and "\n" not in text and len(text) < 3000, text[:3000]
+        return None
 
 
 class Hang(AssertionError):

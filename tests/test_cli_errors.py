@@ -80,6 +80,7 @@ CASES = [
     (["demo", "--epochs", "0"], "argument --epochs: 0 is outside 1..100,000"),
     (["demo", "--train-per-class", "x"], "argument --train-per-class: 'x' is not an integer"),
     (["spec", "nope"], "unknown preset 'nope'"),
+    (["check-backend", "nope"], "unknown backend 'nope'"),
     (["verify", "{missing}"], "is not a folder"),
     (["verify", "{bad_meta}"], r"normalization\.std is missing"),
     (["nonsense"], "invalid choice: 'nonsense'"),

@@ -157,6 +157,10 @@ def test_a_weights_file_linked_from_outside_the_folder_is_refused(folder, tmp_pa
     (folder / "weights.safetensors").symlink_to(outside)
     with pytest.raises(fl.ModelFolderError, match="outside the model folder"):
         read_folder(folder, verify=False)
+    (folder / "weights.safetensors").unlink()
+    (folder / "weights.safetensors").symlink_to(folder / "weights.safetensors")  # a loop
+    with pytest.raises(fl.ModelFolderError, match="is a broken link"):
+        read_folder(folder, verify=False)
 
 
 # -- model folders: hashes -------------------------------------------------------------------------

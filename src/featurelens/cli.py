@@ -25,10 +25,10 @@ from featurelens.config import DEVICES, MAX_EPOCHS, OPTIMIZERS, EarlyStopping, R
 from featurelens.convert import convert_model
 from featurelens.data import available_datasets
 from featurelens.data.dataset import Dataset
-from featurelens.errors import ConfigError, FeaturelensError, InputError, SpecError
+from featurelens.errors import BackendError, ConfigError, FeaturelensError, InputError, SpecError
 from featurelens.folder_check import accept_folder, verify_folder
 from featurelens.model import load_model
-from featurelens.modeldir import SNAPSHOTS_FILE, write_evaluation
+from featurelens.modeldir import EVALUATION_FILE, SNAPSHOTS_FILE, write_evaluation
 from featurelens.presets import adapt_spec, available_presets, get_preset, recipe_config
 from featurelens.spec import ModelSpec
 from featurelens.training import train
@@ -414,7 +414,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if not bad:
         print(f"{args.model_dir} is intact")
         return 0
-    usable = all(c.usable for c in bad if c.file != "evaluation.json")
+    usable = all(c.usable for c in bad if c.file != EVALUATION_FILE)
     print(f"{len(bad)} part(s) of {args.model_dir} are not as saved"
           + (f"; if that is on purpose, `featurelens verify --accept {args.model_dir}` records them" if usable
              else "; repair or delete the damaged ones (the model's weights and featurelens.json are needed)"))
@@ -427,6 +427,8 @@ def _cmd_check_backend(args: argparse.Namespace) -> int:
             needs = f" [{check.capability.value}]" if check.capability else ""
             print(f"{check.name:<32} {check.description}{needs}")
         return 0
+    if args.backend not in registry.backends:  # a typo is a bad argument; a backend that fails to load, a finding
+        raise BackendError(registry.explain(f"unknown backend {args.backend!r}"))
     results = testing.check_backend(args.backend, only=args.only, cross_backend=not args.no_cross_backend,
                                     on_result=lambda r: print(r.line(), flush=True))
     print(testing.summary(results))

@@ -10,6 +10,7 @@ problem is a :class:`~featurelens.ModelFolderError` naming the file and the fiel
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ _INPUT_SHAPE = ListOf(_SIDE, 3, 3, hint="[height, width, channels] of positive i
 #: The checks of the dataset record ``featurelens train`` keeps in ``train_config.dataset``.
 DATASET_FIELDS: dict[str, Check] = {
     "name": Text(200, min_length=1),
-    "data_dir": Nullable(Text(4096)),
+    "data_dir": Nullable(Text(4096, r"[^\x00]*", "expected a folder's path, without NUL characters")),
     "image_size": ListOf(_SIDE, 2, 2, hint="[height, width]"),
     "channels": Int(1, 3, "1 for grayscale, 3 for RGB"),
     "test_fraction": Number(0, 1, low_open=True, high_open=True),
@@ -102,7 +103,7 @@ def _class_names(meta: dict[str, Any], spec: ModelSpec | None, where: str) -> tu
     if spec is not None and len(names) != spec.num_classes:
         fail(_E, f"{where}: class_names", value, f"{len(names)} names for the spec's {spec.num_classes} classes; "
                                                  "give one name per class")
-    repeated = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    repeated = [name for name, count in Counter(names).items() if count > 1]
     if repeated:
         fail(_E, f"{where}: class_names", value, f"{repeated[0]!r} is there twice; every class needs its own name")
     return tuple(names)

@@ -175,12 +175,9 @@ def read_description(folder: Path) -> FolderMeta:
     path = folder / META_FILE
     if not folder.is_dir():
         raise ModelFolderError(f"{folder} is not a folder; pass the folder `featurelens train` wrote")
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         raise ModelFolderError(f"{folder} has no {META_FILE}; it is not a featurelens model folder")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModelFolderError(f"cannot read {path}: {exc}") from exc
+    data = read_part(folder, META_FILE)
     return check_metadata(parse_json(data, ModelFolderError, str(path), "the folder is damaged"), str(path))
 
 
@@ -211,9 +208,14 @@ def _check_metadata_hash(folder: Path, info: FolderMeta) -> None:
 def read_part(folder: Path, name: str) -> bytes:
     """The bytes of the folder's file ``name`` (a plain name: a link out of the folder is refused)."""
     path = folder / name
-    if path.is_symlink() and folder.resolve() not in path.resolve().parents:
-        raise ModelFolderError(f"{path} is a link to {path.resolve()}, outside the model folder; copy the file into "
-                               "the folder instead")
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a link loop (Python < 3.13)
+            raise ModelFolderError(f"{path} is a broken link ({exc}); copy the file into the folder") from exc
+        if folder.resolve() not in target.parents:
+            raise ModelFolderError(f"{path} is a link to {target}, outside the model folder; copy the file into "
+                                   "the folder instead")
     if not path.is_file():
         raise ModelFolderError(f"{folder} has no {name}; the folder is incomplete")
     try:
