@@ -35,6 +35,7 @@ from featurelens.integrity import with_hashes
 from featurelens.modeldir import read_folder
 from featurelens.presets import fast_recipe
 from featurelens.spec import MAX_ACTIVATIONS, MAX_PARAMETERS
+from featurelens.visualize import history_figure
 
 
 def as_json(value) -> object:
@@ -186,8 +187,6 @@ def test_any_history_is_a_history_or_a_folder_error(data):
 @cases(20, deadline_s=10)
 @given(data=mutated(HISTORY))
 def test_any_readable_history_draws(data):
-    from featurelens.visualize import history_figure
-
     with hard_limit(20):
         history = outcome(fl.ModelFolderError, lambda: fl.History.from_dict(data))
         if history is not None and history.epochs:

@@ -187,7 +187,8 @@ def test_non_finite_weights_are_refused_with_the_names_of_the_tensors(folder):
     arrays["block2_conv1.kernel"][0, 0, 0, 0] = np.nan
     arrays["dense1.bias"][3] = np.inf
     save_file(arrays, str(folder / "weights.safetensors"))
-    with pytest.raises(fl.ModelFolderError, match="NaN or infinite values in block2_conv1.kernel, dense1.bias"):
+    with pytest.warns(fl.ModelFolderWarning, match="before featurelens recorded content hashes"), \
+            pytest.raises(fl.ModelFolderError, match="NaN or infinite values in block2_conv1.kernel, dense1.bias"):
         read_folder(strip_hashes(folder))
     with pytest.raises(fl.ModelFolderError, match="cannot accept .*NaN or infinite values in block2_conv1.kernel"):
         fl.accept_folder(folder)
@@ -287,3 +288,23 @@ def test_normalization_is_checked_when_built_directly():
         fl.Normalization((0.0,), (0.0,))
     with pytest.raises(fl.InputError, match="1 values for 2 means"):
         fl.Normalization((0.0, 1.0), (1.0,))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: m.update(input_shape=[32, 32]), r"input_shape: \[32, 32\] is invalid: expected exactly 3 items"),
+    (lambda m: m.update(input_shape=[32, 32, 0]), r"input_shape\[2\]: 0 is invalid"),
+    (lambda m: m.update(architecture="Net"), "architecture: 'Net' is invalid: expected an object"),
+    (lambda m: m.pop("architecture"), "lacks the 'architecture' entry"),
+    (lambda m: m.update(class_names=["a", 3]), r"class_names\[1\]: 3 is invalid: expected a string"),
+])
+def test_a_wrapped_models_description_is_checked_too(tmp_path, change, message):
+    from featurelens.modeldir import write_wrapped_folder
+
+    folder = write_wrapped_folder(tmp_path / "w", backend="torch", backend_versions={}, architecture={"class": "Net"},
+                                  input_shape=(32, 32, 3), weights={"fc.weight": np.ones((2, 3), np.float32)},
+                                  normalization=fl.Normalization((0.0,) * 3, (1.0,) * 3), class_names=None,
+                                  history=None, train_config=None)
+    assert read_folder(folder).architecture == {"class": "Net"}
+    edit_meta(folder, change)
+    with pytest.raises(fl.ModelFolderError, match=message):
+        read_folder(folder)

@@ -178,7 +178,9 @@ class ListOf:
         if not isinstance(value, (list, tuple)):
             fail(error, path, value, f"expected a list{_hint(self.hint)}")
         if not self.min_length <= len(value) <= self.max_length:
-            fail(error, path, value, f"expected {self.min_length} to {self.max_length} items{_hint(self.hint)}")
+            count = (f"exactly {self.max_length}" if self.min_length == self.max_length
+                     else f"{self.min_length} to {self.max_length}")
+            fail(error, path, value, f"expected {count} items{_hint(self.hint)}")
         return tuple(self.item(error, f"{path}[{i}]", v) for i, v in enumerate(value))
 
 
