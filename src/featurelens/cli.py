@@ -28,7 +28,7 @@ from featurelens.data.dataset import Dataset
 from featurelens.errors import BackendError, ConfigError, FeaturelensError, InputError, SpecError
 from featurelens.folder_check import accept_folder, verify_folder
 from featurelens.model import load_model
-from featurelens.modeldir import EVALUATION_FILE, SNAPSHOTS_FILE, write_evaluation
+from featurelens.modeldir import EVALUATION_FILE, SNAPSHOTS_FILE, read_metadata, write_evaluation
 from featurelens.presets import adapt_spec, available_presets, get_preset, recipe_config
 from featurelens.spec import ModelSpec
 from featurelens.training import train
@@ -202,7 +202,10 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     if args.config:
         base = parse_json(_read_input(args.config, "config"), ConfigError, f"the config file {args.config}",
                           "write it as a JSON object of TrainConfig fields")
-    config = recipe_config(getattr(args, "preset", None), base)  # the preset's recipe, then --config
+    try:
+        config = recipe_config(getattr(args, "preset", None), base)  # the preset's recipe, then --config
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from exc
     flat = {k: getattr(args, k, None) for k in ("epochs", "batch_size", "optimizer", "learning_rate",
                                                 "validation_split", "augment", "seed", "device",
                                                 "label_smoothing", "lr_schedule", "warmup_epochs",
@@ -277,6 +280,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     if args.snapshot_every is not None:
         config = config.replace(snapshot_every=args.snapshot_every)
+    cli_data.resolve(args)  # bad data flags fail before a backend is loaded
     backend = get_backend(args.backend)
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
     if out.exists() and not args.overwrite:
@@ -343,6 +347,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from featurelens.report import write_comparison
 
+    read_metadata(args.model_b)  # a bad second folder fails before the first is built
     a, b = load_model(args.model_a), load_model(args.model_b)
     check_comparable(a, b, (str(args.model_a), str(args.model_b)))
     labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")

@@ -26,6 +26,7 @@ from typing import Any
 from featurelens.backends.datasets import IMAGE_FOLDER
 from featurelens.data import is_image_folder, load_dataset, load_image_folder
 from featurelens.data.dataset import Dataset, subset
+from featurelens.data.folder import check_size
 from featurelens.errors import DataError, FeaturelensError
 from featurelens.folder_meta import DATASET_KEY
 
@@ -109,10 +110,10 @@ def resolve(args: argparse.Namespace, record: dict[str, Any] | None = None) -> D
     if data_dir is None:
         raise FeaturelensError(f"--dataset {IMAGE_FOLDER} needs --data-dir PATH, a folder with one subfolder "
                                "of images per class")
-    height, width = args.image_size or record.get("image_size") or DEFAULT_SIZE
+    channels = int(args.channels or record.get("channels") or DEFAULT_CHANNELS)
+    height, width = check_size(args.image_size or record.get("image_size") or DEFAULT_SIZE, channels)
     test_fraction = args.test_fraction if args.test_fraction is not None else record.get("test_fraction")
-    return DataChoice(IMAGE_FOLDER, data_dir, size=(int(height), int(width)),
-                      channels=int(args.channels or record.get("channels") or DEFAULT_CHANNELS),
+    return DataChoice(IMAGE_FOLDER, data_dir, size=(height, width), channels=channels,
                       test_fraction=float(DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction),
                       split_seed=int(record.get("split_seed", 0)))
 
