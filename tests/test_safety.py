@@ -314,7 +314,7 @@ def test_a_wrapped_models_description_is_checked_too(tmp_path, change, message):
     (b"\x80\x02}r\x00\x00\x00\x80.", "has no 'data' entry"),  # a memo index of 2**31: no 16 GB memo
     (b"\x80\x02\x96\x00\x00\x00\x00\x00\x00\x00\x40.", "refusing a protocol-5 buffer opcode"),  # a 4 EiB bytearray
     (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00zlib\x86R.", "refusing to encode with 'zlib'"),
-])
+], ids=["memo-index-2**31", "bytearray8-4EiB", "zlib-codec"])
 def test_a_damaged_cifar_batch_cannot_make_the_unpickler_allocate_or_decode_anything(tmp_path, pickled, message):
     from featurelens.data import cifar
 
