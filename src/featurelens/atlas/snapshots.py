@@ -32,7 +32,8 @@ import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
-from featurelens.config import TrainConfig
+from featurelens.checks import Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
+from featurelens.config import MAX_EPOCHS, MAX_SNAPSHOT_EPOCHS, MAX_SNAPSHOT_PROBE, TrainConfig
 from featurelens.errors import ConfigError, InputError, ModelFolderError
 from featurelens.history import EpochRecord
 
@@ -174,38 +175,71 @@ class Snapshots:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where: str = "") -> Snapshots:
-        """Rebuild from :meth:`to_arrays` and :meth:`metadata`; a missing part raises :class:`ModelFolderError`."""
+        """Rebuild from :meth:`to_arrays` and :meth:`metadata`, both checked: a missing, misshapen or
+        non-finite part raises :class:`ModelFolderError`."""
         where = where or "the snapshots"
         if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
             raise ModelFolderError(f"{where}: not a featurelens snapshots description")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
+        described = check_fields(ModelFolderError, f"{where}: snapshots", dict(meta), DESCRIPTION_FIELDS)
+        if described.get("format_version", 0) > FORMAT_VERSION:
             raise ModelFolderError(f"{where} were written by a newer featurelens (snapshots format "
                                    f"{meta.get('format_version')}); upgrade with: pip install -U featurelens")
-        try:
-            layers = tuple(str(name) for name in meta["layers"])
-            epochs = [int(e) for e in meta["epochs"]]
-            probe_meta = meta.get("probe") or {}
+        for key in ("layers", "epochs"):
+            if key not in described:
+                raise ModelFolderError(f"{where}: the description is incomplete (it lacks {key!r}); the folder is "
+                                       "damaged")
+        layers: tuple[str, ...] = described["layers"]
+        probe_meta = check_fields(ModelFolderError, f"{where}: snapshots.probe", described.get("probe") or {},
+                                  PROBE_FIELDS)
 
-            def get(key: str) -> np.ndarray:
-                if key not in arrays:
-                    raise ModelFolderError(f"{where} lack the array {key!r}; the folder is damaged")
-                return np.asarray(arrays[key])
+        def get(key: str, ndims: tuple[int, ...]) -> np.ndarray:
+            if key not in arrays:
+                raise ModelFolderError(f"{where} lack the array {key!r}; the folder is damaged")
+            array = np.asarray(arrays[key])
+            if array.ndim not in ndims or not np.issubdtype(array.dtype, np.floating):
+                raise ModelFolderError(f"{where}: the array {key!r} is {array.dtype} of shape {array.shape}; expected "
+                                       f"floats in {' or '.join(map(str, ndims))} dimensions. The folder is damaged")
+            if not np.isfinite(array).all():
+                raise ModelFolderError(f"{where}: the array {key!r} holds NaN or infinite values; the folder is "
+                                       "damaged")
+            return array
 
-            def tagged(tag: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-                return ({layer: get(f"filters/{tag}/{layer}") for layer in layers},
-                        {layer: get(f"maps/{tag}/{layer}") for layer in layers})
+        def tagged(tag: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            return ({layer: get(f"filters/{tag}/{layer}", (4,)) for layer in layers},
+                    {layer: get(f"maps/{tag}/{layer}", (2, 4)) for layer in layers})
 
-            per_epoch = {e: tagged(str(e)) for e in epochs}
-            final_filters, final_maps = tagged(FINAL)
-            return cls(layers=layers, epochs=epochs, filters={e: f for e, (f, _) in per_epoch.items()},
-                       maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
-                       final_maps=final_maps, final_epoch=meta.get("final_epoch"), probe=get("probe"),
-                       probe_indices=tuple(int(i) for i in probe_meta.get("indices", ())),
-                       probe_source=str(probe_meta.get("source", "validation")), pool=int(meta.get("pool", POOL)),
-                       read_at={str(k): str(v) for k, v in (meta.get("read_at") or {}).items()})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFolderError(f"{where}: the description is incomplete ({type(exc).__name__}: {exc}); "
-                                   "the folder is damaged") from exc
+        per_epoch = {e: tagged(str(e)) for e in described["epochs"]}
+        final_filters, final_maps = tagged(FINAL)
+        for epoch, (filters, _) in per_epoch.items():
+            for layer, kernels in filters.items():
+                if kernels.shape != final_filters[layer].shape:
+                    raise ModelFolderError(f"{where}: the kernels of {layer} at epoch {epoch} are {kernels.shape}, the "
+                                           f"final ones {final_filters[layer].shape}; the folder is damaged")
+        return cls(layers=layers, epochs=list(described["epochs"]), filters={e: f for e, (f, _) in per_epoch.items()},
+                   maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
+                   final_maps=final_maps, final_epoch=described.get("final_epoch"), probe=get("probe", (4,)),
+                   probe_indices=probe_meta.get("indices", ()),
+                   probe_source=probe_meta.get("source", "validation"), pool=described.get("pool", POOL),
+                   read_at=described.get("read_at") or {})
+
+
+_LAYER_NAME = Text(200, min_length=1)
+#: The checks of the snapshots' description (``featurelens.json``'s ``"snapshots"``).
+DESCRIPTION_FIELDS: dict[str, Check] = {
+    "format_version": Int(0, 10**6),
+    "epochs": ListOf(Int(0, MAX_EPOCHS), MAX_SNAPSHOT_EPOCHS + 1, hint="the epochs snapshots were taken at"),
+    "layers": ListOf(_LAYER_NAME, 4096, hint="the conv layers"),
+    "final_epoch": Nullable(Int(0, MAX_EPOCHS)),
+    "pool": Int(1, 1024),
+    "read_at": lambda error, path, value: {k: _LAYER_NAME(error, f"{path}.{k}", v)
+                                           for k, v in require_object(error, path, value).items()},
+    "probe": Nullable(Object("the probe images' count, source and indices")),
+}
+PROBE_FIELDS: dict[str, Check] = {
+    "count": Int(0, MAX_SNAPSHOT_PROBE),
+    "source": Text(100),
+    "indices": ListOf(Int(0, 2**62), MAX_SNAPSHOT_PROBE),
+}
 
 
 class SnapshotRecorder:
