@@ -9,8 +9,9 @@ ending without one. An epoch's time is the wall time from the end of the epoch b
 observer), so it includes training, validation and the checkpoint written after it; the first
 epoch (warm-up) is left out. Alternating epoch by epoch inside one run keeps both sides under the
 same load on a shared machine. The medians are compared, and each epoch with a checkpoint with the
-mean of the two epochs around it (the median of those ratios resists load that drifts over minutes); the target is a slowdown of at most 3%
-(a checkpoint after *every* epoch costs the with-checkpoint epochs' time). The time of every
+mean of the two epochs around it (the median of those ratios resists load that drifts over
+minutes); the target is a slowdown of at most 3% (a checkpoint after *every* epoch costs the
+with-checkpoint epochs' time). The time of every
 checkpoint alone is measured too: the write, and on torch the trainer's export of its state plus
 the write.
 

@@ -91,6 +91,22 @@ def main() -> None:
     forward["overhead"] = forward["feature_maps_all_layers_s"] / forward["bare_forward_s"] - 1
     forward["layers"] = len(spec.layers())
     forward["megabytes_returned"] = sum(a.nbytes for a in model.feature_maps(images).values()) / 1e6
+    if args.device.startswith("cuda"):  # the target's yardstick: one device-to-host copy of the same bytes
+        total = int(forward["megabytes_returned"] * 1e6) // 4
+        source = torch.empty(total, dtype=torch.float32, device=args.device)
+        pinned = torch.empty(total, dtype=torch.float32, pin_memory=True)
+
+        def one_copy():
+            pinned.copy_(source, non_blocking=True)
+            torch.cuda.synchronize()
+
+        def one_pageable_copy():
+            source.cpu()
+
+        t_copy, t_maps2 = alternate(one_copy, extract, args.repeats)
+        forward["single_pinned_copy_s"] = statistics.median(t_copy)
+        forward["single_pageable_copy_s"] = statistics.median(timed(one_pageable_copy, args.repeats))
+        forward["feature_maps_vs_single_copy"] = statistics.median(t_maps2) / forward["single_pinned_copy_s"]
 
     maps = model.feature_maps(images[:1], "block3_relu2")["block3_relu2"][0]
     t_axes, t_mosaic = alternate(lambda: render(per_axes_figure(maps)),

@@ -96,19 +96,26 @@ def machine(backend: str, device: str) -> dict:
     return machine_info(**extra)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_args(doc: str | None, train_images: int = 5000, val_images: int = 1000,
+               repeats: int = 4) -> argparse.Namespace:
+    """The options of a side-by-side epoch-time benchmark (this one and bench_loggers.py)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backend", default="torch")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--train-images", type=int, default=5000)
-    p.add_argument("--val-images", type=int, default=1000)
+    p.add_argument("--train-images", type=int, default=train_images)
+    p.add_argument("--val-images", type=int, default=val_images)
     p.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is not timed")
-    p.add_argument("--repeats", type=int, default=4, help="runs of each side, alternating")
+    p.add_argument("--repeats", type=int, default=repeats, help="runs of each side, alternating")
     p.add_argument("--synthetic", action="store_true", help="random images instead of CIFAR-10")
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
     if args.epochs < 2:
         p.error("--epochs must be at least 2: each run's first epoch is not timed")
+    return args
+
+
+def main() -> None:
+    args = parse_args(__doc__)
 
     x, y, source = load(args.train_images, args.val_images, args.synthetic)
     sides = {"plain": False, "snapshots": True}

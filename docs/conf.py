@@ -1,7 +1,9 @@
 """Sphinx configuration: furo theme, API from docstrings, and a sphinx-gallery run on real CIFAR-10.
 
 The gallery needs CIFAR-10: ``FEATURELENS_DATA_DIR`` (or featurelens's usual search and download).
-Its examples share one trained model, cached under ``_build/gallery-cache`` between examples.
+Its examples share one trained model, cached under ``_build/gallery-cache`` between examples;
+the explorer example writes the model's explorer under ``site-extra/`` there, published at
+``explorer/index.html``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "gallery"))  # the examples' small helper module
 
 os.environ.setdefault("FEATURELENS_GALLERY_CACHE", str(HERE / "_build" / "gallery-cache"))
+# The gallery's explorer example writes the explorer here; its content lands at the site's root.
+SITE_EXTRA = Path(os.environ["FEATURELENS_GALLERY_CACHE"]) / "site-extra"
+SITE_EXTRA.mkdir(parents=True, exist_ok=True)
+html_extra_path = [str(SITE_EXTRA)]
 os.environ.setdefault("KERAS_BACKEND", "torch")  # the quicker Keras backend on a small CPU
 os.environ.setdefault("MPLBACKEND", "Agg")
 

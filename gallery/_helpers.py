@@ -10,6 +10,10 @@ import featurelens as fl
 CACHE = Path(os.environ.get("FEATURELENS_GALLERY_CACHE", Path.home() / ".cache" / "featurelens-gallery"))
 TRAIN_PER_CLASS = int(os.environ.get("FEATURELENS_GALLERY_PER_CLASS", "1000"))
 EPOCHS = 8
+SITE_EXTRA = CACHE / "site-extra"
+"""Copied into the built site's root (docs/conf.py's ``html_extra_path``)."""
+EXPLORER = SITE_EXTRA / "explorer"
+"""The gallery model's explorer, published at ``explorer/index.html``."""
 
 
 def cifar10() -> fl.Dataset:

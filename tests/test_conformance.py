@@ -189,8 +189,8 @@ def test_cli_check_backend_prints_one_line_per_check(capsys):
 
 
 def test_cli_check_backend_fails_for_an_unknown_backend(capsys):
-    assert main(["check-backend", "nope", "--only", "registration"]) == 1
-    assert "FAILED  registration" in capsys.readouterr().out
+    assert main(["check-backend", "nope", "--only", "registration"]) == 2  # a bad argument: one line, status 2
+    assert "unknown backend 'nope'" in capsys.readouterr().err
 
 
 def test_cli_lists_the_checks(capsys):

@@ -37,3 +37,18 @@ def test_feature_maps_of_a_gpu_model_match_the_cpu(tmp_path):
     for name in cpu_maps:
         np.testing.assert_allclose(gpu_maps[name], cpu_maps[name], atol=5e-3, rtol=5e-3, err_msg=name)
     assert sum(len(m._forward_hooks) for m in model.native.modules()) == 0
+
+
+def test_gpu_feature_maps_come_through_pinned_memory_and_outlive_their_batch(tmp_path):
+    labels = np.tile(np.arange(10), 4)
+    images = synthetic_images(labels)
+    model = fl.train(fl.get_preset("tiny"), images, labels, fl.TrainConfig(epochs=1, device="cuda"),
+                     backend="torch", progress=False)
+    on_cpu = fl.load_model(model.save(tmp_path / "m"))
+    batches = list(model.iter_feature_maps(images, ["block1_relu1", "head_softmax"], batch_size=16))  # 3 batches
+    assert len(batches) == 3
+    expected = on_cpu.feature_maps(images, ["block1_relu1", "head_softmax"])
+    for name in expected:  # each batch's arrays still hold that batch after the later ones were copied
+        got = np.concatenate([b[name] for b in batches])
+        np.testing.assert_allclose(got, expected[name], atol=5e-3, rtol=5e-3, err_msg=name)
+        assert all(b[name].flags.c_contiguous and b[name].dtype == np.float32 for b in batches)

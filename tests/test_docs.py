@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from browser import launch, missing, require
 
 from featurelens.backends import hookspecs
 
@@ -22,7 +23,7 @@ REQUIRE = os.environ.get("FEATURELENS_REQUIRE_DOCS") == "1"
 
 def test_there_are_hooks():
     assert HOOKS == ["featurelens_register_backends", "featurelens_register_datasets", "featurelens_register_figures",
-                     "featurelens_register_presets"]
+                     "featurelens_register_loggers", "featurelens_register_presets"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -41,21 +42,9 @@ def test_every_hook_is_exercised_by_a_test(hook):
 
 def _site() -> Path:
     html = os.environ.get("FEATURELENS_DOCS_HTML")
-    problem = None
-    if not html or not (Path(html) / "index.html").is_file():
-        problem = "the docs are not built (build them and set FEATURELENS_DOCS_HTML)"
-    elif shutil.which("chromium") is None:
-        problem = "Debian's chromium is missing (apt-get install chromium)"
-    else:
-        try:
-            import playwright  # noqa: F401
-        except ImportError:
-            problem = "the playwright package is missing (pip install playwright)"
-    if problem:
-        if REQUIRE:
-            pytest.fail(problem)
-        pytest.skip(problem)
-    return Path(html).resolve()
+    built = html and (Path(html) / "index.html").is_file()
+    require(missing() if built else "the docs are not built (build them and set FEATURELENS_DOCS_HTML)", REQUIRE)
+    return Path(str(html)).resolve()
 
 
 @pytest.mark.parametrize("page", ["index.html", "auto_examples/plot_04_feature_maps.html"])
@@ -64,9 +53,7 @@ def test_built_pages_render_with_their_images(page, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--disable-quic", "--no-first-run"])
+        browser = launch(p)
         try:
             view = browser.new_page(viewport={"width": 1280, "height": 1600})
             view.goto((site / page).as_uri())
@@ -84,6 +71,40 @@ def test_built_pages_render_with_their_images(page, tmp_path):
         figures = [img for img in images if "sphx_glr" in (img[0] or "")]
         assert len(figures) >= 4, images
         assert all(complete and width > 100 for _, complete, width in figures), figures
+    out = os.environ.get("FEATURELENS_SCREENSHOTS")
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(out) / shot.name)
+
+
+def test_the_published_explorer_opens_from_disk_and_shows_a_channel(tmp_path):
+    """The gallery model's explorer, linked from the landing page, works in the built site."""
+    site = _site()
+    explorer = site / "explorer" / "index.html"
+    assert explorer.is_file(), "the gallery's explorer example wrote no explorer/index.html into the site"
+    assert 'href="explorer/index.html"' in (site / "index.html").read_text(encoding="utf-8")
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            view = browser.new_page(viewport={"width": 1366, "height": 900})
+            view.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            view.on("pageerror", lambda e: errors.append(str(e)))
+            view.goto(explorer.as_uri())
+            view.wait_for_selector("body[data-ready]", timeout=15_000)
+            model = view.inner_text("#model-info")
+            view.click(".card[data-layer='block3_relu2']")
+            view.click("#channels .channel.best")
+            view.wait_for_selector("body[data-channel-ready]", timeout=15_000)
+            patches = view.locator(".patch").count()
+            shot = tmp_path / "explorer.png"
+            view.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert "seed" in model and "test accuracy" in model and patches == 9
     out = os.environ.get("FEATURELENS_SCREENSHOTS")
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,9 @@ def test_wheels_install_into_a_fresh_environment(tmp_path):
     assert built.returncode == 0, f"pip wheel failed:\n{_tail(built)}"
     names = sorted(p.name for p in wheels.glob("*.whl"))
     assert len(names) == 2 and names[0].startswith("featurelens-") and names[1].startswith("featurelens_numpy-"), names
+    with zipfile.ZipFile(wheels / names[0]) as wheel:  # the explorer's page is package data
+        shipped = set(wheel.namelist())
+    assert {f"featurelens/explore/site/{name}" for name in ("index.html", "explorer.css", "explorer.js")} <= shipped
 
     venv = tmp_path / "venv"
     made = _run([sys.executable, "-m", "venv", venv], timeout=300)

@@ -12,6 +12,7 @@ from featurelens.atlas.examples import measured_layer
 from featurelens.cli import _train_config, build_parser
 from featurelens.explain.inputs import default_cam_layer
 from featurelens.presets import preset_recipe, recipe_config
+from featurelens.training import TrainingWarning
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
@@ -35,9 +36,20 @@ def fast_model():
     config = preset_recipe("fast").replace(device="cpu", batch_size=50)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEATURELENS_MAX_EPOCHS", "1")
-        model = fl.train(fl.get_preset("fast"), images, labels, config, backend="torch", class_names=CLASSES,
-                         progress=False)
+        # 4 steps cannot move a 0.99 average away from the initial weights: said, not silent
+        with pytest.warns(TrainingWarning, match=r"weight_averaging=0.99 averages over about 100 steps, but this "
+                                                 r"run has only 4: .* still 96% the initial ones"):
+            model = fl.train(fl.get_preset("fast"), images, labels, config, backend="torch", class_names=CLASSES,
+                             progress=False)
     return model, images
+
+
+def test_long_enough_averaging_runs_do_not_warn(recwarn):
+    labels = np.tile(np.arange(10), 4)
+    config = fl.TrainConfig(epochs=2, batch_size=4, device="cpu", weight_averaging=0.5, early_stopping=None,
+                            reduce_lr=None, validation_split=0.0)
+    fl.train(fl.get_preset("tiny"), synthetic_images(labels), labels, config, backend="torch", progress=False)
+    assert not [w for w in recwarn if issubclass(w.category, TrainingWarning)]
 
 
 def test_fast_preset_trains_an_epoch_on_the_cpu(fast_model, tmp_path):

@@ -141,6 +141,36 @@ def test_a_hand_written_module_can_be_inspected(tmp_path):
     np.testing.assert_array_equal(loaded.predict(images), probs)
 
 
+class Counted(nn.Module):
+    """Counts its calls; the forward pass for an earlier layer's maps should never reach it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        return x
+
+
+def test_maps_of_early_layers_stop_the_forward_pass_there():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3, padding=1),
+                        nn.ReLU(inplace=True), Counted(), nn.Flatten(), nn.Linear(4 * 32 * 32, 10)).eval()
+    m = fl.wrap(net)
+    images = np.random.default_rng(0).random((5, 32, 32, 3)).astype(np.float32)
+    full = {k: v.copy() for k, v in m.feature_maps(images).items()}  # every layer: the whole pass
+    calls = net[4].calls
+    early = m.feature_maps(images, ["2", "0"])
+    assert net[4].calls == calls  # stopped once both layers were recorded
+    for name in ("0", "2"):  # same maps, the in-place ReLUs after them included
+        np.testing.assert_array_equal(early[name], full[name])
+    assert early["0"].min() < 0
+    m.feature_maps(images, ["6"])
+    assert net[4].calls == calls + 1
+    assert all_hooks(net) == 0
+
+
 def test_wrap_refuses_what_no_backend_knows():
     with pytest.raises(fl.BackendError, match="no installed backend recognises"):
         fl.wrap(object())

@@ -15,6 +15,7 @@ from featurelens.atlas.cka import cka_over_training
 from featurelens.atlas.snapshots import pool_maps
 from featurelens.backends import Backend, Capability, History
 from featurelens.compare import feature_map_differences
+from featurelens.modeldir import read_snapshots
 from featurelens.visualize.comparison import comparison_differences_figure
 from featurelens.visualize.drift import cka_heatmap_figure, filters_over_epochs_figure, write_filters_gif
 
@@ -192,7 +193,10 @@ def test_the_folder_stores_and_loads_the_snapshots(trained, tmp_path):
     assert plain.snapshots is None and not (tmp_path / "plain" / "snapshots.safetensors").exists()
     (folder / "snapshots.safetensors").unlink()
     with pytest.raises(fl.ModelFolderError, match="has no snapshots.safetensors"):
-        fl.load_model(folder)
+        read_snapshots(folder)
+    with pytest.warns(fl.ModelFolderWarning, match="snapshots.safetensors is missing"):
+        without = fl.load_model(folder)  # the snapshots cost only themselves: the model still loads
+    assert without.snapshots is None and "missing" in without.folder_problems["snapshots.safetensors"]
 
 
 @pytest.mark.torch

@@ -114,13 +114,44 @@ def test_unknown_activation_is_named_by_its_field_path(where, data):
         ModelSpec.from_dict(data)
 
 
+def test_global_pooling_and_logit_scale_layers_and_json():
+    spec = ModelSpec(blocks=(ConvBlock(4), ConvBlock(6, convs=1)), dense=(DenseBlock(5),), pooling="global_avg",
+                     logit_scale=0.5)
+    layers = {layer.name: layer for layer in spec.layers()}
+    assert "flatten" not in layers
+    assert layers["global_pool"].kind == "global_avg_pool" and layers["global_pool"].output_shape == (6,)
+    assert layers["dense1"].options["in_features"] == 6
+    assert layers["head_scale"].kind == "scale" and layers["head_scale"].options["scale"] == 0.5
+    assert spec.layer_names()[-3:] == ["head_dense", "head_scale", "head_softmax"]
+    assert ModelSpec.from_json(spec.to_json()) == spec
+    maxed = ModelSpec(blocks=(ConvBlock(4),), pooling="global_max")
+    assert {layer.kind for layer in maxed.layers()} >= {"global_max_pool"} and "head_scale" not in maxed.layer_names()
+    data = json.loads(get_preset("seed").to_json())  # the defaults stay implicit: same JSON, same names
+    assert "pooling" not in data and "logit_scale" not in data
+    assert "flatten" in get_preset("seed").layer_names()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("pooling", "average", "choose one of flatten, global_max, global_avg"),
+    ("logit_scale", 0, "must be a number > 0"),
+    ("logit_scale", -1.0, "must be a number > 0"),
+    ("logit_scale", float("nan"), "must be a number > 0"),
+    ("logit_scale", True, "must be a number > 0"),
+    ("logit_scale", "1/9", "must be a number > 0"),
+])
+def test_pooling_and_logit_scale_are_validated(field, value, message):
+    with pytest.raises(SpecError, match=rf"^{field}: .*{re.escape(message)}"):
+        ModelSpec.from_dict({"blocks": [{"filters": 4}], field: value})
+
+
 def test_fast_preset_spec_and_recipe():
     from featurelens.presets import preset_recipe
 
     spec = get_preset("fast")
     assert [b.filters for b in spec.blocks] == [64, 256, 256] and spec.dense == ()
     assert all(b.activation == "gelu" and b.convs == 2 and b.batch_norm and b.dropout == 0 for b in spec.blocks)
-    assert "block3_gelu2" in spec.layer_names()
+    assert spec.pooling == "global_max" and spec.logit_scale == pytest.approx(1 / 9)
+    assert "block3_gelu2" in spec.layer_names() and "global_pool" in spec.layer_names()
     recipe = preset_recipe("fast")
     assert recipe is not None and recipe.optimizer == "sgd" and recipe.label_smoothing == 0.2
     assert recipe.early_stopping is None and recipe.reduce_lr is None and recipe.augment

@@ -28,6 +28,12 @@ def _layer(spec: LayerSpec) -> keras.layers.Layer:
         return layers.Dropout(o["rate"], name=name)
     if spec.kind == "flatten":
         return layers.Flatten(data_format=CHANNELS_LAST, name=name)
+    if spec.kind == "global_max_pool":
+        return layers.GlobalMaxPooling2D(data_format=CHANNELS_LAST, name=name)
+    if spec.kind == "global_avg_pool":
+        return layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name=name)
+    if spec.kind == "scale":
+        return layers.Rescaling(o["scale"], name=name)
     if spec.kind == "dense":
         return layers.Dense(o["units"], name=name)
     if spec.kind == "softmax":

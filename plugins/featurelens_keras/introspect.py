@@ -75,7 +75,9 @@ CONV2D = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Separa
           keras.layers.Conv2DTranspose)
 KINDS = {CONV2D: "conv2d", keras.layers.BatchNormalization: "batch_norm",
          keras.layers.ReLU: "relu", keras.layers.MaxPooling2D: "max_pool", keras.layers.Dropout: "dropout",
-         keras.layers.Flatten: "flatten", keras.layers.Dense: "dense", keras.layers.Softmax: "softmax"}
+         keras.layers.Flatten: "flatten", keras.layers.Dense: "dense", keras.layers.Softmax: "softmax",
+         keras.layers.GlobalMaxPooling2D: "global_max_pool", keras.layers.GlobalAveragePooling2D: "global_avg_pool",
+         keras.layers.Rescaling: "scale"}
 
 # how featurelens runs a model (or a layer holding layers): see the module docstring
 GRAPH, SEQUENCE, WRAPPED = "graph", "sequence", "wrapped"

@@ -19,6 +19,34 @@ class ChannelsLastFlatten(nn.Module):
         return x.flatten(1)
 
 
+class GlobalMaxPool(nn.Module):
+    """(N, C, H, W) -> (N, C): each channel's largest value (a spec's ``pooling="global_max"``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
+class GlobalAvgPool(nn.Module):
+    """(N, C, H, W) -> (N, C): each channel's mean (a spec's ``pooling="global_avg"``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
+
+
+class Scale(nn.Module):
+    """Multiplies by a constant (a spec's ``logit_scale``, layer ``head_scale``)."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:g}"
+
+
 class SpecNet(nn.Sequential):
     """The spec's layers in order. ``forward`` gives probabilities, ``logits`` skips the softmax.
 
@@ -49,6 +77,12 @@ def _layer(spec: LayerSpec) -> nn.Module:
         return nn.Dropout(o["rate"])
     if spec.kind == "flatten":
         return ChannelsLastFlatten()
+    if spec.kind == "global_max_pool":
+        return GlobalMaxPool()
+    if spec.kind == "global_avg_pool":
+        return GlobalAvgPool()
+    if spec.kind == "scale":
+        return Scale(o["scale"])
     if spec.kind == "dense":
         return nn.Linear(o["in_features"], o["units"])
     if spec.kind == "softmax":

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from featurelens.backends import InputError, LayerInfo, unknown_layer
-from featurelens_torch.build import ChannelsLastFlatten, SpecNet
+from featurelens_torch.build import ChannelsLastFlatten, GlobalAvgPool, GlobalMaxPool, Scale, SpecNet
 from featurelens_torch.scores import class_scores
 from featurelens_torch.train import to_tensor
 
@@ -47,7 +47,8 @@ REPEAT = "#"  # "dw#2": the second call of module dw in one forward pass
 KINDS = {nn.Conv2d: "conv2d", nn.ConvTranspose2d: "conv2d", nn.BatchNorm1d: "batch_norm",
          nn.BatchNorm2d: "batch_norm", nn.ReLU: "relu", nn.MaxPool2d: "max_pool", nn.Dropout: "dropout",
          ChannelsLastFlatten: "flatten", nn.Flatten: "flatten", nn.Linear: "dense",
-         nn.Softmax: "softmax"}
+         nn.Softmax: "softmax", GlobalMaxPool: "global_max_pool", GlobalAvgPool: "global_avg_pool",
+         Scale: "scale"}
 CONV2D = (nn.Conv2d, nn.ConvTranspose2d)
 HOLDERS = (nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)  # hold modules, never called
 
@@ -132,6 +133,34 @@ def canonical_view(output: torch.Tensor, channels_last: bool = False) -> np.ndar
     if out.dim() == 4 and not channels_last:
         out = out.permute(0, 2, 3, 1)
     return out.numpy()
+
+
+def to_host(recorded: Mapping[str, tuple[torch.Tensor, bool] | None]) -> dict[str, np.ndarray | None]:
+    """GPU outputs as numpy arrays in the canonical layout, with one wait for all of them.
+
+    Each tensor is transposed on the device, then copied asynchronously into pinned (page-locked)
+    host memory from torch's caching host allocator (reused batch after batch, once the arrays
+    handed out are gone), and the stream is synchronised once, after the last copy. Pageable
+    copies, one blocking call per layer into freshly faulted memory, cost several times that.
+    """
+    staged: dict[str, torch.Tensor | None] = {}
+    stream = None
+    for name, item in recorded.items():
+        if item is None:
+            staged[name] = None
+            continue
+        tensor, channels_last = item
+        out = tensor.detach()
+        if out.dim() == 4 and not channels_last:
+            out = out.permute(0, 2, 3, 1)
+        out = out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(out, non_blocking=True)
+        staged[name] = host
+        stream = torch.cuda.current_stream(out.device)
+    if stream is not None:
+        stream.synchronize()
+    return {name: None if host is None else host.numpy() for name, host in staged.items()}
 
 
 def parameter_count(module: nn.Module) -> int:
@@ -249,8 +278,12 @@ def _tensors(args: tuple) -> Iterator[torch.Tensor]:
             yield from (a for a in arg if isinstance(a, torch.Tensor))
 
 
+class _Enough(Exception):
+    """Raised by a hook once every target is recorded, to end the forward pass there."""
+
+
 def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
-             convert: Callable[[torch.Tensor, bool], Any], check: bool = False) -> Capture:
+             convert: Callable[[torch.Tensor, bool], Any], check: bool = False, stop_early: bool = False) -> Capture:
     """Run one forward pass in eval mode without gradients, recording the targets' outputs.
 
     A target ``(name, module, k)`` records the module's k-th call under ``name``; ``k=None``
@@ -259,7 +292,9 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
     during the pass and converted after it (``None`` for a call that returned no tensor). A tensor
     that a later in-place operation changed (``nn.ReLU(inplace=True)`` in a user's model, say) is
     detected by its version counter, and only then is the pass repeated with copies taken inside
-    the hooks.
+    the hooks. With ``stop_early`` (targets of given calls only) the pass ends as soon as every
+    target is recorded: the layers after the last one cannot change what was recorded, so maps of
+    early layers do not pay for the rest of the network.
     """
     wanted: dict[int, list[tuple[str, int | None]]] = {}
     for name, module, call in targets:
@@ -268,6 +303,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
     hooked.update({id(m): m for _, m, _ in targets})
     names = {id(m): name for name, m, _ in reversed(targets)}
     copy_in_hook: set[str] = set()
+    stop_after = len({name for name, _, _ in targets}) if stop_early and not check and \
+        all(call is not None for _, _, call in targets) else None
 
     def run() -> tuple[Capture, dict[str, tuple]]:
         result, raw = Capture(), {}
@@ -293,6 +330,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
                     raw[key] = (None, False, 0)
                 else:
                     raw[key] = (tensor.detach().clone() if key in copy_in_hook else tensor, last, _version(tensor))
+            if stop_after is not None and len(raw) == stop_after:
+                raise _Enough
 
         def pre(module, args):
             if id(module) in names and not all(produced.unchanged(t) for t in _tensors(args)):
@@ -308,6 +347,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
                     handles.append(module.register_forward_pre_hook(pre))
             with torch.no_grad():
                 output = net(x)
+        except _Enough:
+            output = None
         finally:
             for handle in handles:
                 handle.remove()
@@ -424,9 +465,13 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
     else:
         targets = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
     device = module_device(net)
+    on_gpu = device.type == "cuda"
     for start in range(0, len(images), batch_size):
         x = to_tensor(images[start:start + batch_size], device)
-        result = _capture(net, targets, x, canonical_view)
+        result = _capture(net, targets, x, (lambda out, last: (out, last)) if on_gpu else canonical_view,
+                          stop_early=names is not None)
+        if on_gpu:
+            result.outputs = to_host(result.outputs)
         if names is None:
             yield {k: v for k, v in result.outputs.items() if v is not None}
             continue

@@ -33,11 +33,14 @@ from featurelens.errors import (
     FeaturelensError,
     InputError,
     ModelFolderError,
+    ModelFolderWarning,
+    NonFiniteError,
     RunFolderError,
     SpecError,
     TrainingDivergedError,
 )
 from featurelens.evaluation import Evaluation
+from featurelens.folder_check import PartCheck, accept_folder, verify_folder
 from featurelens.history import EpochRecord, History
 from featurelens.model import Model, SpecModel, WrappedModel, load_model
 from featurelens.normalization import Normalization
@@ -49,8 +52,9 @@ from featurelens.wrap import wrap
 __all__ = [
     "BackendError", "ConfigError", "ConvBlock", "DataError", "Dataset", "DenseBlock", "EarlyStopping",
     "EpochRecord", "Evaluation", "FeaturelensError", "History", "InputError", "LayerInfo",
-    "LayerNotFoundError", "LayerSpec", "Model", "ModelFolderError", "ModelSpec", "Normalization",
-    "ReduceLROnPlateau", "SpecError", "SpecModel", "TrainConfig", "WrappedModel", "__version__",
+    "LayerNotFoundError", "LayerSpec", "Model", "ModelFolderError", "ModelFolderWarning", "ModelSpec",
+    "NonFiniteError", "Normalization", "PartCheck", "ReduceLROnPlateau", "SpecError", "SpecModel", "TrainConfig",
+    "WrappedModel", "__version__", "accept_folder", "verify_folder",
     "available_backends", "available_datasets", "fit", "available_presets", "backend_status",
     "build_model", "get_backend", "get_preset", "load_cifar10", "load_dataset", "load_image_folder",
     "load_model", "per_class_subset", "register_plugin", "train", "train_val_split", "wrap",

@@ -57,6 +57,21 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+#: Files that mark a folder as featurelens's output (a model folder, a report, explanations, an atlas,
+#: a training run folder): only such a folder, or an empty one, is replaced by :func:`atomic_dir`.
+OUTPUT_MARKERS = ("featurelens.json", "index.html", "summary.json", "run.json")
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse to replace a file, or a folder featurelens did not write (``--out ~/Documents``)."""
+    if not target.is_dir():
+        raise OutputExistsError(f"{target} is a file, not a folder; choose another output folder")
+    if any(target.iterdir()) and not any((target / marker).is_file() for marker in OUTPUT_MARKERS):
+        raise OutputExistsError(f"{target} holds files featurelens did not write (it has none of "
+                                f"{', '.join(OUTPUT_MARKERS)}), which replacing it would delete; choose another "
+                                "output folder or empty this one")
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder; it replaces ``target`` only if the block succeeds.
@@ -69,6 +84,8 @@ def atomic_dir(target: str | os.PathLike[str], overwrite: bool = False) -> Itera
             f"{target} already exists; choose another folder or pass overwrite=True "
             "(--overwrite on the command line) to replace it"
         )
+    if target.exists():
+        _check_replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -1,5 +1,9 @@
-"""The ``featurelens`` command line: backends, spec, train, evaluate, visualize, explain, atlas, convert, compare,
-demo."""
+"""The ``featurelens`` command line: backends, datasets, loggers, spec, train, evaluate, visualize, explain,
+atlas, explore, convert, compare, verify, demo.
+
+Every error, a bad flag included, is one line on stderr and exit status 2 (``--traceback`` shows the
+rest); only a bug (an exception featurelens did not expect) exits 1, with a line asking for a report.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,25 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-from featurelens import cli_atlas, cli_data, cli_explain, cli_run, distributed, testing
+from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, cli_logs, cli_run, distributed, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
 from featurelens.checkpoint import check_new_run_folder, open_run
+from featurelens.checks import parse_json
 from featurelens.compare import check_comparable, feature_map_differences
-from featurelens.config import DEVICES, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
+from featurelens.config import DEVICES, MAX_EPOCHS, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
 from featurelens.convert import convert_model
 from featurelens.data import available_datasets
 from featurelens.data.dataset import Dataset
-from featurelens.errors import FeaturelensError
+from featurelens.errors import BackendError, ConfigError, FeaturelensError, InputError, SpecError
+from featurelens.folder_check import accept_folder, verify_folder
 from featurelens.model import Model, load_model
-from featurelens.modeldir import SNAPSHOTS_FILE, write_evaluation
+from featurelens.modeldir import EVALUATION_FILE, SNAPSHOTS_FILE, read_metadata, write_evaluation
 from featurelens.presets import adapt_spec, available_presets, get_preset, recipe_config
 from featurelens.spec import ModelSpec
 from featurelens.training import resume, train
@@ -64,10 +72,31 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", choices=COMPILE_MODES, help="compile the training step (auto: on CUDA only)")
     p.add_argument("--train-per-class", type=int, help="train on this many images per class")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    cli_logs.add_log_args(p)  # --log NAME, --log-dir DIR: see featurelens.cli_logs
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (and status 2) like every other error, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; `{self.prog} --help` lists the options\n")
+
+
+def count(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high:,}")
+        return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="featurelens",
         description="Build, train and look inside CNNs on CIFAR-10, MNIST or your own images with PyTorch or "
                     "Keras 3.")
@@ -78,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list backends, whether they are installed and how to install them")
     sub.add_parser("datasets", help="list the datasets --dataset accepts (built-in and from plugins)")
+    sub.add_parser("loggers", help="list the experiment loggers --log accepts (built-in and from plugins)")
 
     p = sub.add_parser("spec", help="show a preset's layers and parameter count, or its JSON")
     p.add_argument("preset", nargs="?", default="seed")
@@ -110,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_explain.add_parser(sub, _add_data_args)
     cli_atlas.add_parser(sub, _add_data_args)
+    cli_explore.add_parser(sub, _add_data_args)
 
     p = sub.add_parser("convert", help="the same model on another backend (weights, statistics, history)")
     p.add_argument("model_dir", type=Path)
@@ -124,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-index", type=int, default=0, help="test image used for the feature maps")
     _add_data_args(p)
 
+    p = sub.add_parser("verify", help="check a model folder against the hashes recorded when it was saved; "
+                       "--accept records new ones for a folder changed on purpose")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--accept", action="store_true",
+                   help="once every part passes its checks (the weights readable, finite and fitting the spec; the "
+                        "history and snapshots intact), record the folder's current hashes")
+
     p = sub.add_parser("check-backend", help="run the conformance kit on a backend (one line per check)")
     p.add_argument("backend", help="the backend's name, as `featurelens backends` lists it")
     p.add_argument("--only", action="append", metavar="CHECK",
@@ -137,33 +175,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.add_argument("--full", action="store_true",
                    help="the full recipe: all 50,000 images, up to 100 epochs with early stopping")
-    p.add_argument("--train-per-class", type=int, default=None,
+    p.add_argument("--train-per-class", type=count(1, 10**9), default=None,
                    help=f"training images per class (default {DEMO_TRAIN_PER_CLASS}, all with --full)")
-    p.add_argument("--epochs", type=int, default=None, help=f"epoch cap (default {DEMO_EPOCHS}, 100 with --full)")
+    p.add_argument("--epochs", type=count(1, MAX_EPOCHS), default=None,
+                   help=f"epoch cap (default {DEMO_EPOCHS}, 100 with --full)")
     p.add_argument("--device")
     p.add_argument("--no-progress", action="store_true")
     _add_data_args(p)
     return parser
 
 
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from exc
+
+
 def _load_spec(args: argparse.Namespace) -> ModelSpec:
     if getattr(args, "spec", None):
+        data = parse_json(_read_input(args.spec, "spec"), SpecError, f"the spec file {args.spec}",
+                          "write the spec as a JSON object (`featurelens spec seed --json` is a start)")
         try:
-            text = args.spec.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise FeaturelensError(f"cannot read the spec file {args.spec}: {exc}") from exc
-        return ModelSpec.from_json(text)
+            return ModelSpec.from_dict(data)
+        except SpecError as exc:
+            raise SpecError(f"{args.spec}: {exc}") from exc
     return get_preset(args.preset or "seed")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     base = {}
     if args.config:
-        try:
-            base = json.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FeaturelensError(f"cannot read the config file {args.config}: {exc}") from exc
-    config = recipe_config(getattr(args, "preset", None), base)  # the preset's recipe, then --config
+        base = parse_json(_read_input(args.config, "config"), ConfigError, f"the config file {args.config}",
+                          "write it as a JSON object of TrainConfig fields")
+    try:
+        config = recipe_config(getattr(args, "preset", None), base)  # the preset's recipe, then --config
+    except ConfigError as exc:
+        raise ConfigError(f"{args.config}: {exc}" if args.config else str(exc)) from exc
     flat = {k: getattr(args, k, None) for k in ("epochs", "batch_size", "optimizer", "learning_rate",
                                                 "validation_split", "augment", "seed", "device",
                                                 "label_smoothing", "lr_schedule", "warmup_epochs",
@@ -246,10 +294,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     if args.snapshot_every is not None:
         config = config.replace(snapshot_every=args.snapshot_every)
+    cli_data.resolve(args)  # bad data flags fail before a backend is loaded
     backend = get_backend(args.backend)
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
     if distributed.is_main_process():
         check_new_run_folder(out, args.overwrite)
+    log_dir = cli_logs.log_dir(args, out)
     devices = cli_run.devices_for(args)
     launched = cli_run.launch(backend, devices, args.argv)
     if launched is not None:
@@ -262,8 +312,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     info = {cli_data.RECORD_KEY: choice.record(), "train_per_class": args.train_per_class, "devices": devices}
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
                   class_names=data.class_names, progress=not args.no_progress, run_dir=out,
-                  overwrite=args.overwrite, run_info=info)
-    return _trained(model, out, data)
+                  overwrite=args.overwrite, run_info=info, loggers=args.log or (), log_dir=log_dir)
+    return _trained(model, out, data, args, log_dir)
 
 
 def _on(devices: int) -> str:
@@ -278,6 +328,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         raise FeaturelensError(f"{args.resume} was trained with the {run.backend} backend, whose checkpoints only it "
                                f"can continue; drop --backend {args.backend}")
     backend = get_backend(run.backend)
+    # the resumed epochs' logs go beside the first part's (<run>-logs), whose files a logger would replace:
+    # <run>-from-0007-logs when resuming from epoch 7's checkpoint
+    after = (run.current or "checkpoint-0000").removeprefix("checkpoint-")
+    log_dir = cli_logs.log_dir(args, Path(args.resume).with_name(f"{Path(args.resume).resolve().name}-from-{after}"))
     devices = cli_run.devices_for(args, run)
     launched = cli_run.launch(backend, devices, args.argv)
     if launched is not None:
@@ -288,11 +342,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     _say(f"Resuming {run.describe()}: {run.spec.name} on {len(data.train_labels):,} images of "
          f"{cli_data.describe(data)} with the {backend.name} backend{_on(devices)}")
     model = resume(args.resume, data.train_images, data.train_labels, backend=backend,
-                   progress=not args.no_progress)
-    return _trained(model, Path(args.resume), data)
+                   progress=not args.no_progress, loggers=args.log or (), log_dir=log_dir)
+    return _trained(model, Path(args.resume), data, args, log_dir)
 
 
-def _trained(model: Model, out: Path, data: Dataset) -> int:
+def _trained(model: Model, out: Path, data: Dataset, args: argparse.Namespace, log_dir: Path | None) -> int:
     """The end of ``train``: say how it went, evaluate on the test set (main process only)."""
     assert model.history is not None  # train() always sets it
     if not distributed.is_main_process():
@@ -308,6 +362,8 @@ def _trained(model: Model, out: Path, data: Dataset) -> int:
         print(f"Snapshots: epochs {', '.join(map(str, snaps.epochs))} and the final model, {len(snaps.layers)} conv "
               f"layers, {len(snaps.probe)} probe images ({snaps.nbytes / 2**20:.2f} MB, {out / SNAPSHOTS_FILE})")
     print(f"Model folder: {out}")
+    if log_dir is not None:
+        print(cli_logs.describe(args.log, log_dir))
     return 0
 
 
@@ -339,6 +395,10 @@ def _cmd_atlas(args: argparse.Namespace) -> int:
     return cli_atlas.cmd_atlas(args, _load_data)
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    return cli_explore.cmd_explore(args, _load_data)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     model = load_model(args.model_dir)
     converted = convert_model(model, args.to)
@@ -351,6 +411,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from featurelens.report import write_comparison
 
+    read_metadata(args.model_b)  # a bad second folder fails before the first is built
     a, b = load_model(args.model_a), load_model(args.model_b)
     check_comparable(a, b, (str(args.model_a), str(args.model_b)))
     labels = (f"{args.model_a.name} ({a.backend.name})", f"{args.model_b.name} ({b.backend.name})")
@@ -411,40 +472,83 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    checks = accept_folder(args.model_dir) if args.accept else verify_folder(args.model_dir)
+    for check in checks:
+        print(check.line())
+    if args.accept:
+        print(f"Recorded the hashes of {args.model_dir}: it loads as it is now")
+        return 0
+    bad = [c for c in checks if not c.intact]
+    if not bad:
+        print(f"{args.model_dir} is intact")
+        return 0
+    usable = all(c.usable for c in bad if c.file != EVALUATION_FILE)
+    print(f"{len(bad)} part(s) of {args.model_dir} are not as saved"
+          + (f"; if that is on purpose, `featurelens verify --accept {args.model_dir}` records them" if usable
+             else "; repair or delete the damaged ones (the model's weights and featurelens.json are needed)"))
+    return 1
+
+
 def _cmd_check_backend(args: argparse.Namespace) -> int:
     if args.list:
         for check in testing.CHECKS:
             needs = f" [{check.capability.value}]" if check.capability else ""
             print(f"{check.name:<32} {check.description}{needs}")
         return 0
+    if args.backend not in registry.backends:  # a typo is a bad argument; a backend that fails to load, a finding
+        raise BackendError(registry.explain(f"unknown backend {args.backend!r}"))
     results = testing.check_backend(args.backend, only=args.only, cross_backend=not args.no_cross_backend,
                                     on_result=lambda r: print(r.line(), flush=True))
     print(testing.summary(results))
     return 1 if any(r.failed for r in results) else 0
 
 
-COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "check-backend": _cmd_check_backend,
+COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "loggers": cli_logs.cmd_loggers,
+            "check-backend": _cmd_check_backend,
             "spec": _cmd_spec, "train": _cmd_train,
             "evaluate": _cmd_evaluate, "visualize": _cmd_visualize, "explain": _cmd_explain, "atlas": _cmd_atlas,
-            "convert": _cmd_convert,
+            "explore": _cmd_explore, "convert": _cmd_convert, "verify": _cmd_verify,
             "compare": _cmd_compare, "demo": _cmd_demo}
+
+
+def _process() -> str:
+    """Which process speaks, in a data-parallel run's other processes."""
+    return "" if distributed.is_main_process() else f" (process {distributed.process_rank()})"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line, for the processes --devices launches
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:  # a warning is one line too, not a source excerpt
+        print(f"featurelens {args.command}{_process()}: warning: {_one_line(str(message))}", file=sys.stderr)
+
     try:
-        return COMMANDS[args.command](args)
-    except FeaturelensError as exc:
-        rank = "" if distributed.is_main_process() else f" (process {distributed.process_rank()})"
-        print(f"featurelens {args.command}{rank}: error: {exc}", file=sys.stderr)
-        if args.traceback:
-            raise
-        return 2
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (FeaturelensError, OSError, MemoryError) as exc:  # bad input, a file system's refusal, too big
+        what = str(exc) if isinstance(exc, FeaturelensError) else f"{type(exc).__name__}: {exc}"
+        print(f"featurelens {args.command}{_process()}: error: {_one_line(what)}", file=sys.stderr)
+        if args.traceback:
+            raise
+        return 2
+    except Exception as exc:  # a bug: still one line, and how to report it
+        print(f"featurelens {args.command}: internal error: {type(exc).__name__}: {_one_line(str(exc))} (this is a "
+              "bug in featurelens or a plugin; rerun with --traceback and report it)", file=sys.stderr)
+        if args.traceback:
+            raise
+        return 1
 
 
 if __name__ == "__main__":

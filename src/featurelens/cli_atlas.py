@@ -46,10 +46,17 @@ def add_parser(sub: Any, add_data_args: Callable[[argparse.ArgumentParser], None
     add_data_args(p)
 
 
+MAX_TOP = 256
+MAX_STEPS = 100_000
+MAX_SEED = 2**32 - 1
+
+
 def _check(args: argparse.Namespace) -> None:
-    for flag, value, low in (("--top", args.top, 1), ("--steps", args.steps, 0), ("--images", args.images, 1)):
-        if value is not None and value < low:
-            raise InputError(f"{flag} must be at least {low}, got {value}")
+    for flag, value, low, high in (("--top", args.top, 1, MAX_TOP), ("--steps", args.steps, 0, MAX_STEPS),
+                                   ("--images", args.images, 1, None), ("--seed", args.seed, 0, MAX_SEED)):
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f"from {low} to {high:,}" if high is not None else f"at least {low}"
+            raise InputError(f"{flag} must be {bound}, got {value}")
 
 
 def _most_selective(selectivity: np.ndarray | None, dead: np.ndarray, count: int) -> list[int]:

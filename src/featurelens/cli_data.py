@@ -26,13 +26,15 @@ from typing import Any
 from featurelens.backends.datasets import IMAGE_FOLDER
 from featurelens.data import is_image_folder, load_dataset, load_image_folder
 from featurelens.data.dataset import Dataset, subset
-from featurelens.errors import FeaturelensError
+from featurelens.data.folder import check_size
+from featurelens.errors import DataError, FeaturelensError
+from featurelens.folder_meta import DATASET_KEY
 
 DEFAULT_DATASET = "cifar10"
 DEFAULT_SIZE = (32, 32)
 DEFAULT_CHANNELS = 3
 DEFAULT_TEST_FRACTION = 0.2
-RECORD_KEY = "dataset"
+RECORD_KEY = DATASET_KEY
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -87,6 +89,8 @@ def recorded(model: object) -> dict[str, Any]:
 def resolve(args: argparse.Namespace, record: dict[str, Any] | None = None) -> DataChoice:
     """The data to load: explicit flags, else the model's record, else auto-detection, else CIFAR-10."""
     record = record or {}
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        raise DataError(f"--data-dir {args.data_dir} is a file, not a folder; point at the folder holding the dataset")
     if args.dataset and args.dataset != record.get("name"):
         record = {}  # another dataset than the model's: nothing of its record applies
     name = args.dataset or record.get("name")
@@ -106,10 +110,10 @@ def resolve(args: argparse.Namespace, record: dict[str, Any] | None = None) -> D
     if data_dir is None:
         raise FeaturelensError(f"--dataset {IMAGE_FOLDER} needs --data-dir PATH, a folder with one subfolder "
                                "of images per class")
-    height, width = args.image_size or record.get("image_size") or DEFAULT_SIZE
+    channels = int(args.channels or record.get("channels") or DEFAULT_CHANNELS)
+    height, width = check_size(args.image_size or record.get("image_size") or DEFAULT_SIZE, channels)
     test_fraction = args.test_fraction if args.test_fraction is not None else record.get("test_fraction")
-    return DataChoice(IMAGE_FOLDER, data_dir, size=(int(height), int(width)),
-                      channels=int(args.channels or record.get("channels") or DEFAULT_CHANNELS),
+    return DataChoice(IMAGE_FOLDER, data_dir, size=(height, width), channels=channels,
                       test_fraction=float(DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction),
                       split_seed=int(record.get("split_seed", 0)))
 

@@ -7,10 +7,12 @@ the same on every backend.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, NoReturn
 
+from featurelens.checks import Bool, Check, Int, ListOf, Number, OneOf, Text, check_dataclass, check_fields, fail, shown
 from featurelens.errors import ConfigError
 
 MAX_EPOCHS_ENV = "FEATURELENS_MAX_EPOCHS"
@@ -23,23 +25,49 @@ PRECISIONS = ("auto", "fp32", "bf16")
 COMPILE_MODES = ("auto", "on", "off")
 
 
+#: Upper bounds, so that a typo cannot start a run that never ends or a batch that exhausts memory.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_LEARNING_RATE = 10.0
+MAX_SEED = 2**32 - 1  # what every framework's seeding takes
+MAX_SNAPSHOT_EPOCHS = 10_000
+_FOREVER = math.inf  # a finite number with no upper bound
+
+_EPOCH_COUNT = Int(0, MAX_EPOCHS, "a number of epochs")
+_MONITOR = OneOf(METRICS)
+
+#: The checks of :class:`EarlyStopping`'s fields.
+EARLY_STOPPING_FIELDS: dict[str, Check] = {
+    "monitor": _MONITOR,
+    "patience": _EPOCH_COUNT,
+    "min_delta": Number(0, _FOREVER, "the smallest change that counts as an improvement"),
+    "restore_best_weights": Bool(),
+}
+#: The checks of :class:`ReduceLROnPlateau`'s fields.
+REDUCE_LR_FIELDS: dict[str, Check] = {
+    "monitor": _MONITOR,
+    "factor": Number(0, 1, "the learning rate is multiplied by it on a plateau, so < 1 reduces it",
+                     low_open=True, high_open=True),
+    "patience": _EPOCH_COUNT,
+    "min_delta": Number(0, _FOREVER, "the smallest change that counts as an improvement"),
+    "min_lr": Number(0, _FOREVER, "the learning rate is never reduced below it"),
+    "cooldown": _EPOCH_COUNT,
+}
+
+
 def _bad(path: str, value: Any, why: str) -> NoReturn:
-    raise ConfigError(f"{path}: {value!r} is invalid: {why}")
+    fail(ConfigError, path, value, why)
 
 
-def _number(path: str, value: Any, low: float, high: float | None = None, *, low_open: bool = False,
-            integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        _bad(path, value, "expected an integer" if integer else "expected a number")
-    if value < low or (low_open and value == low) or (high is not None and value > high):
-        bound = f"> {low}" if low_open else f">= {low}"
-        _bad(path, value, f"must be {bound}" + (f" and <= {high}" if high is not None else ""))
-
-
-def _monitor(path: str, value: Any) -> None:
-    if value not in METRICS:
-        _bad(path, value, f"choose one of {', '.join(METRICS)}")
+def _sub_config(path: str, cls: type, table: dict[str, Check], value: Any) -> Any:
+    """``value`` as a ``cls`` (EarlyStopping, ReduceLROnPlateau): an instance, an object of its fields, or None."""
+    if value is None or isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        _bad(path, value, f"expected an object with the fields {', '.join(table)} (all optional), or null "
+                          "to turn it off")
+    check_fields(ConfigError, path, value, {}, known=tuple(table))
+    return cls(**value)
 
 
 @dataclass(frozen=True)
@@ -52,9 +80,7 @@ class EarlyStopping:
     restore_best_weights: bool = True
 
     def __post_init__(self) -> None:
-        _monitor("early_stopping.monitor", self.monitor)
-        _number("early_stopping.patience", self.patience, 0, integer=True)
-        _number("early_stopping.min_delta", self.min_delta, 0)
+        check_dataclass(ConfigError, "early_stopping", self, EARLY_STOPPING_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -69,14 +95,37 @@ class ReduceLROnPlateau:
     cooldown: int = 0
 
     def __post_init__(self) -> None:
-        _monitor("reduce_lr.monitor", self.monitor)
-        _number("reduce_lr.factor", self.factor, 0, low_open=True)
-        if self.factor >= 1:
-            _bad("reduce_lr.factor", self.factor, "must be < 1 to reduce the learning rate")
-        _number("reduce_lr.patience", self.patience, 0, integer=True)
-        _number("reduce_lr.min_delta", self.min_delta, 0)
-        _number("reduce_lr.min_lr", self.min_lr, 0)
-        _number("reduce_lr.cooldown", self.cooldown, 0, integer=True)
+        check_dataclass(ConfigError, "reduce_lr", self, REDUCE_LR_FIELDS)
+
+
+#: The checks of :class:`TrainConfig`'s fields (relations between fields are checked besides).
+#: A new field gets its line here; a test fails while a field has none.
+TRAIN_FIELDS: dict[str, Check] = {
+    "epochs": Int(1, MAX_EPOCHS),
+    "batch_size": Int(1, MAX_BATCH_SIZE),
+    "optimizer": OneOf(OPTIMIZERS),
+    "learning_rate": Number(0, MAX_LEARNING_RATE, low_open=True),
+    "weight_decay": Number(0, 1),
+    "momentum": Number(0, 1),
+    "validation_split": Number(0, 1, "must be < 1 so something is left to train on", high_open=True),
+    "early_stopping": lambda error, path, value: _sub_config(path, EarlyStopping, EARLY_STOPPING_FIELDS, value),
+    "reduce_lr": lambda error, path, value: _sub_config(path, ReduceLROnPlateau, REDUCE_LR_FIELDS, value),
+    "augment": Bool(),
+    "seed": Int(0, MAX_SEED),
+    "device": Text(16, r"auto|cpu|cuda|mps|(cuda|mps):\d{1,3}", f"choose one of {', '.join(DEVICES)} or cuda:N"),
+    "snapshot_every": _EPOCH_COUNT,
+    "snapshot_epochs": ListOf(Int(1, MAX_EPOCHS), MAX_SNAPSHOT_EPOCHS, hint="epoch numbers, e.g. [1, 5, 20]"),
+    "snapshot_probe": Int(1, MAX_SNAPSHOT_PROBE),
+    "label_smoothing": Number(0, 1, "1 would make every target uniform", high_open=True),
+    "lr_schedule": OneOf(LR_SCHEDULES),
+    "warmup_epochs": Number(0, MAX_EPOCHS),
+    "weight_averaging": Number(0, 1, "the decay per step, e.g. 0.99; 0 turns it off", high_open=True),
+    "precision": OneOf(PRECISIONS),
+    "compile": OneOf(COMPILE_MODES),
+    "checkpoint_every": _EPOCH_COUNT,
+    "sync_batchnorm": Bool(),
+    "divergence_factor": Number(0, 1e6, "0 turns it off; otherwise >= 1, e.g. 3"),
+}
 
 
 @dataclass(frozen=True)
@@ -126,47 +175,14 @@ class TrainConfig:
     divergence_factor: float = 3.0
 
     def __post_init__(self) -> None:
-        _number("epochs", self.epochs, 1, integer=True)
-        _number("batch_size", self.batch_size, 1, integer=True)
-        if self.optimizer not in OPTIMIZERS:
-            _bad("optimizer", self.optimizer, f"choose one of {', '.join(OPTIMIZERS)}")
-        _number("learning_rate", self.learning_rate, 0, low_open=True)
-        _number("weight_decay", self.weight_decay, 0)
-        _number("momentum", self.momentum, 0, 1)
-        _number("validation_split", self.validation_split, 0, 1)
-        if self.validation_split >= 1:
-            _bad("validation_split", self.validation_split, "must be < 1 so something is left to train on")
-        if not isinstance(self.augment, bool):
-            _bad("augment", self.augment, "expected true or false")
-        _number("seed", self.seed, 0, integer=True)
-        if self.device not in DEVICES and not str(self.device).startswith(("cuda:", "mps:")):
-            _bad("device", self.device, f"choose one of {', '.join(DEVICES)} or cuda:N")
-        _number("snapshot_every", self.snapshot_every, 0, integer=True)
-        if isinstance(self.snapshot_epochs, (str, bytes)) or not hasattr(self.snapshot_epochs, "__iter__"):
-            _bad("snapshot_epochs", self.snapshot_epochs, "expected a list of epoch numbers, e.g. [1, 5, 20]")
+        if isinstance(self.snapshot_epochs, (set, frozenset, range)):  # any collection of epochs will do
+            object.__setattr__(self, "snapshot_epochs", tuple(self.snapshot_epochs))
+        check_dataclass(ConfigError, "", self, TRAIN_FIELDS)
         for i, epoch in enumerate(self.snapshot_epochs):
-            _number(f"snapshot_epochs[{i}]", epoch, 1, self.epochs, integer=True)
+            Int(1, self.epochs, "snapshots are taken at epochs of the run")(ConfigError, f"snapshot_epochs[{i}]", epoch)
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(self.snapshot_epochs))))
-        _number("snapshot_probe", self.snapshot_probe, 1, MAX_SNAPSHOT_PROBE, integer=True)
-        _number("label_smoothing", self.label_smoothing, 0, 1)
-        if self.label_smoothing >= 1:
-            _bad("label_smoothing", self.label_smoothing, "must be < 1 (1 would make every target uniform)")
-        if self.lr_schedule not in LR_SCHEDULES:
-            _bad("lr_schedule", self.lr_schedule, f"choose one of {', '.join(LR_SCHEDULES)}")
-        _number("warmup_epochs", self.warmup_epochs, 0)
         if self.warmup_epochs and self.lr_schedule == "constant":
             _bad("warmup_epochs", self.warmup_epochs, "a warm-up needs lr_schedule warmup_linear or warmup_cosine")
-        _number("weight_averaging", self.weight_averaging, 0, 1)
-        if self.weight_averaging >= 1:
-            _bad("weight_averaging", self.weight_averaging, "the decay must be < 1 (e.g. 0.99; 0 turns it off)")
-        if self.precision not in PRECISIONS:
-            _bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
-        if self.compile not in COMPILE_MODES:
-            _bad("compile", self.compile, f"choose one of {', '.join(COMPILE_MODES)}")
-        _number("checkpoint_every", self.checkpoint_every, 0, integer=True)
-        if not isinstance(self.sync_batchnorm, bool):
-            _bad("sync_batchnorm", self.sync_batchnorm, "expected true or false")
-        _number("divergence_factor", self.divergence_factor, 0)
         if 0 < self.divergence_factor < 1:
             _bad("divergence_factor", self.divergence_factor, "must be 0 (off) or >= 1: a fresh model's loss is 1x")
         needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
@@ -209,20 +225,16 @@ class TrainConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, data: Any) -> TrainConfig:
+        """A config from plain data (a ``--config`` file's object), naming the exact field that is wrong."""
+        if not isinstance(data, dict):
+            _bad("config", data, "expected a JSON object of TrainConfig fields")
         known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        unknown = sorted(map(str, set(data) - known))
         if unknown:
-            raise ConfigError(f"unknown training option(s) {', '.join(sorted(unknown))}; "
+            raise ConfigError(f"unknown training option(s) {', '.join(shown(k) for k in unknown[:5])}; "
                               f"the known ones are {', '.join(sorted(known))}")
-        kwargs = dict(data)
-        for key, sub in (("early_stopping", EarlyStopping), ("reduce_lr", ReduceLROnPlateau)):
-            if isinstance(kwargs.get(key), dict):
-                try:
-                    kwargs[key] = sub(**kwargs[key])
-                except TypeError as exc:
-                    raise ConfigError(f"{key}: {exc}") from exc
-        return cls(**kwargs)
+        return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return replace(self, **changes)

@@ -7,9 +7,17 @@ caused by bad arguments also derive from :class:`ValueError`.
 
 from __future__ import annotations
 
+import re
+
 
 class FeaturelensError(Exception):
-    """Base class of every error featurelens raises on purpose."""
+    """Base class of every error featurelens raises on purpose. Its message is one line: line breaks
+    in text it quotes (a parser's multi-line complaint) become spaces."""
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (re.sub(r"\s*\n\s*", " ", args[0]),)
+        super().__init__(*args)
 
 
 class SpecError(FeaturelensError, ValueError):
@@ -67,3 +75,14 @@ class TrainingDivergedError(FeaturelensError):
         """The same error, saying where the last good checkpoint is kept."""
         return TrainingDivergedError(self.epoch, self.batch, self.loss, self.learning_rate, why=self.why,
                                      history=self.history, checkpoint=checkpoint)
+class LoggerError(FeaturelensError):
+    """An experiment logger is unknown, not installed, or failed before training started."""
+
+
+class NonFiniteError(FeaturelensError, ArithmeticError):
+    """A model's outputs hold NaN or infinite values (diverged training or damaged weights)."""
+
+
+class ModelFolderWarning(UserWarning):
+    """A model folder loads, but a part of it could not be used or checked (a damaged history, a
+    folder written before featurelens recorded hashes); the message says which and what to do."""

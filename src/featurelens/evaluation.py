@@ -7,10 +7,24 @@ from typing import Any
 
 import numpy as np
 
-from featurelens.errors import InputError
+from featurelens.checks import Check, Int, Number, check_fields, fail, require_object
+from featurelens.errors import InputError, ModelFolderError
+from featurelens.spec import MAX_CLASSES
 
 #: Probabilities are clipped like Keras's cross-entropy does before taking the log.
 EPSILON = 1e-7
+
+
+_FRACTION = Number(0, 1, "a fraction of the examples; NaN when there were none", finite=False)
+_COUNT = Int(0, 2**53, "a number of examples")
+#: The checks of ``evaluation.json``'s fields.
+EVALUATION_FIELDS: dict[str, Check] = {
+    "loss": Number(0, float("inf"), "a cross-entropy; NaN without examples", finite=False),
+    "accuracy": _FRACTION,
+    "count": _COUNT,
+    "per_class_accuracy": lambda error, path, value: require_object(error, path, value, "class name -> accuracy"),
+    "confusion": lambda error, path, value: value,  # checked against the classes below
+}
 
 
 @dataclass
@@ -32,6 +46,31 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, "accuracy": self.accuracy, "count": self.count,
                 "per_class_accuracy": self.per_class_accuracy, "confusion": self.confusion.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Evaluation:
+        """From :meth:`to_dict`'s form (``evaluation.json``), every field checked: a
+        :class:`ModelFolderError` names the wrong one. Keys it does not know (``tta``) are left out."""
+        data = require_object(ModelFolderError, "evaluation", data, "as evaluation.json holds it")
+        for key in EVALUATION_FIELDS:
+            if key not in data:
+                raise ModelFolderError(f"evaluation: the field {key!r} is missing")
+        values = check_fields(ModelFolderError, "", {k: data[k] for k in EVALUATION_FIELDS}, EVALUATION_FIELDS)
+        per_class = require_object(ModelFolderError, "per_class_accuracy", values["per_class_accuracy"])
+        if len(per_class) > MAX_CLASSES:
+            fail(ModelFolderError, "per_class_accuracy", per_class, f"more than {MAX_CLASSES:,} classes")
+        accuracies = {name: float(_FRACTION(ModelFolderError, f"per_class_accuracy.{name}", v))
+                      for name, v in per_class.items()}
+        k = len(per_class)
+        rows = values["confusion"]
+        if not (isinstance(rows, list) and len(rows) == k
+                and all(isinstance(row, list) and len(row) == k for row in rows)):
+            fail(ModelFolderError, "confusion", rows, f"expected {k} rows of {k} counts, one per class")
+        for i, row in enumerate(rows):
+            for j, count in enumerate(row):
+                _COUNT(ModelFolderError, f"confusion[{i}][{j}]", count)
+        return cls(loss=float(values["loss"]), accuracy=float(values["accuracy"]), per_class_accuracy=accuracies,
+                   confusion=np.array(rows, np.int64).reshape(k, k), count=values["count"])
 
 
 def looks_like_probabilities(rows: np.ndarray) -> bool:

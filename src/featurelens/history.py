@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,6 +10,23 @@ from typing import Any
 
 from featurelens._atomic import write_json
 from featurelens.callbacks import mode_for
+from featurelens.checks import (
+    Bool,
+    Check,
+    ErrorType,
+    Int,
+    ListOf,
+    Nullable,
+    Number,
+    Object,
+    OneOf,
+    Text,
+    check_fields,
+    fail,
+    parse_json,
+    require_object,
+)
+from featurelens.config import MAX_EPOCHS, METRICS
 from featurelens.errors import ModelFolderError
 
 #: Why training ended.
@@ -32,6 +49,50 @@ class EpochRecord:
     val_accuracy: float | None
     learning_rate: float
     seconds: float
+
+
+_LOSS = Number(0, math.inf, "a loss; NaN where training diverged", finite=False)
+_ACCURACY = Number(0, 1, "a fraction of the examples; NaN when there were none", finite=False)
+#: The checks of :class:`EpochRecord`'s fields (all required but the validation ones).
+EPOCH_FIELDS: dict[str, Check] = {
+    "epoch": Int(1, MAX_EPOCHS, "1-based"),
+    "loss": _LOSS,
+    "accuracy": _ACCURACY,
+    "val_loss": Nullable(_LOSS),
+    "val_accuracy": Nullable(_ACCURACY),
+    "learning_rate": Number(0, math.inf),
+    "seconds": Number(0, math.inf),
+}
+_OPTIONAL_EPOCH_FIELDS = ("val_loss", "val_accuracy")
+
+
+def _records(error: ErrorType, path: str, value: Any) -> list[EpochRecord]:
+    records: list[EpochRecord] = []
+    for i, raw in enumerate(ListOf(Object("one epoch's metrics"), MAX_EPOCHS)(error, path, value)):
+        where = f"{path}[{i}]"
+        missing = [k for k in EPOCH_FIELDS if k not in raw and k not in _OPTIONAL_EPOCH_FIELDS]
+        if missing:
+            raise error(f"{where}.{missing[0]} is missing; every epoch records {', '.join(EPOCH_FIELDS)}")
+        known = {k: v for k, v in raw.items() if k in EPOCH_FIELDS}  # fields of a newer version are left out
+        record = EpochRecord(**{"val_loss": None, "val_accuracy": None,
+                                **check_fields(error, where, known, EPOCH_FIELDS)})
+        if records and record.epoch <= records[-1].epoch:
+            fail(error, f"{where}.epoch", record.epoch, f"epochs must increase (the one before is {records[-1].epoch})")
+        records.append(record)
+    return records
+
+
+#: The checks of :class:`History`'s fields; a field added to History gets its line here.
+HISTORY_FIELDS: dict[str, Check] = {
+    "epochs": _records,
+    "monitor": OneOf(METRICS),
+    "best_epoch": Nullable(Int(1, MAX_EPOCHS)),
+    "stop_reason": Text(200, hint=f"why training ended, e.g. {', '.join(STOP_REASONS)}"),
+    "restored_best_weights": Bool(),
+    "backend": Text(200),
+    "device": Text(200),
+    "compile_seconds": Number(0, math.inf),
+}
 
 
 @dataclass
@@ -111,18 +172,27 @@ class History:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        data = dict(data)
-        data.pop("lr_reductions", None)
-        data["epochs"] = [EpochRecord(**r) for r in data.get("epochs", [])]
-        return cls(**data)
+    def from_dict(cls, data: Any) -> History:
+        """From :meth:`to_dict`'s form, every field checked (a :class:`ModelFolderError` names the
+        wrong one, e.g. ``epochs[3].loss``). Keys a newer featurelens added are left out."""
+        data = require_object(ModelFolderError, "history", data, "as history.json holds it")
+        known = {k: v for k, v in data.items() if k in HISTORY_FIELDS}
+        history = cls(**check_fields(ModelFolderError, "", known, HISTORY_FIELDS))
+        if history.best_epoch is not None:
+            best = history.best
+            if best is None or getattr(best, history.monitor) is None:
+                fail(ModelFolderError, "best_epoch", history.best_epoch,
+                     f"it must be a recorded epoch with a {history.monitor} value")
+        return history
 
     def save(self, path: str | os.PathLike[str]) -> None:
         write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
+        """Read a ``history.json``; anything wrong with it is a :class:`ModelFolderError` saying what."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
+            raw = Path(path).read_bytes()
+            return cls.from_dict(parse_json(raw, ModelFolderError, "the file"))
+        except (OSError, ModelFolderError) as exc:
             raise ModelFolderError(f"cannot read the training history {path}: {exc}") from exc

@@ -26,7 +26,7 @@ import numpy as np
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
 from featurelens.backends.registry import get_backend
-from featurelens.errors import FeaturelensError, InputError, ModelFolderError
+from featurelens.errors import FeaturelensError, InputError, ModelFolderError, NonFiniteError
 from featurelens.evaluation import Evaluation, evaluate_probabilities
 from featurelens.history import History
 from featurelens.modeldir import FolderContents, read_folder, write_folder, write_wrapped_folder
@@ -54,6 +54,9 @@ class Model:
         self.train_config: dict[str, Any] | None = None
         #: How the filters and probe feature maps formed in training, when the config recorded them.
         self.snapshots: Snapshots | None = None
+        #: Parts of the folder the model was loaded from that it had to do without (``history.json``, ...),
+        #: with what is wrong with each; the figures that need them say so.
+        self.folder_problems: dict[str, str] = {}
 
     @property
     def name(self) -> str:
@@ -79,6 +82,10 @@ class Model:
                              f"(channels last) but got {images.shape}{hint}")
         if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
             raise InputError(f"images must be numeric (uint8 or float), not {images.dtype}")
+        if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+            bad = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(axis=1))
+            raise InputError(f"{len(bad)} of the images hold NaN or infinite pixel values (the first: index {bad[0]}); "
+                             "give pixel values as loaded (0-255)")
         return images
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
@@ -98,6 +105,11 @@ class Model:
         if tta == "flip":
             mirrored = self.backend.predict(self.native, np.ascontiguousarray(x[:, :, ::-1]), batch_size=batch_size)
             probs = ((probs.astype(np.float64) + mirrored) / 2).astype(np.float32)
+        if not np.isfinite(probs).all():  # finite images in: the model itself is broken, never answer NaN
+            bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+            raise NonFiniteError(f"{self.name} gives NaN or infinite probabilities for {len(bad)} of {len(probs)} "
+                                 f"images (the first: index {bad[0]}): its weights are damaged or training diverged; "
+                                 "train it again (a lower learning rate) or load an intact copy")
         return probs
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 256,
@@ -203,7 +215,7 @@ class WrappedModel(Model):
 
 
 def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = None, *,
-               model: Any = None) -> Model:
+               model: Any = None, verify: bool = True) -> Model:
     """Load a model folder with the backend that wrote it (or ``backend`` to override).
 
     A folder of a spec-built model loads in any backend. A folder of a model the user built loads
@@ -211,8 +223,16 @@ def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = N
     or a function (or class) returning one, whose weights are then replaced by the saved ones.
     Without it the backend rebuilds the architecture from its record where it can do so without
     running stored code (Keras models made of built-in layers); otherwise the error says so.
+
+    Every part of the folder is checked (see :func:`featurelens.modeldir.read_folder`): weights
+    that are not all finite or do not fit are refused, and with ``verify`` (the default) so are a
+    ``featurelens.json`` or weights that changed since the folder was saved (their sha256 differs
+    from the recorded one). ``verify=False`` loads such a folder anyway;
+    :func:`featurelens.accept_folder` (``featurelens verify --accept``) records its new hashes for
+    good. A damaged history or snapshots file is left out with a warning and named in
+    ``model.folder_problems``.
     """
-    contents = read_folder(folder)
+    contents = read_folder(folder, verify=verify)
     chosen = backend if isinstance(backend, Backend) else get_backend(backend or contents.backend)
     if contents.spec is None:
         return _load_wrapped(folder, contents, chosen, model)
@@ -226,7 +246,7 @@ def load_model(folder: str | os.PathLike[str], backend: str | Backend | None = N
                                f"{type(exc).__name__}: {exc}") from exc
     loaded = SpecModel(chosen, native, contents.spec, contents.normalization, contents.class_names,
                        history=contents.history, train_config=contents.train_config)
-    loaded.snapshots = contents.snapshots
+    loaded.snapshots, loaded.folder_problems = contents.snapshots, dict(contents.problems)
     return loaded
 
 
@@ -238,7 +258,13 @@ def _load_wrapped(folder: str | os.PathLike[str], contents: FolderContents, back
     backend.require(Capability.WRAP, "load models users built")
     recorded = (contents.architecture or {}).get("class", "?")
     if model is None:
-        native = backend.rebuild(contents.architecture or {})
+        try:
+            native = backend.rebuild(contents.architecture or {})
+        except FeaturelensError:
+            raise
+        except Exception as exc:  # a backend's own error on a damaged record
+            raise ModelFolderError(f"the {backend.name} backend could not rebuild the {recorded} of {folder} from "
+                                   f"its record ({type(exc).__name__}: {exc}); pass model= to load_model") from exc
     elif backend.accepts(model):
         native = model
     elif callable(model):
@@ -259,5 +285,5 @@ def _load_wrapped(folder: str | os.PathLike[str], contents: FolderContents, back
     wrapped = WrappedModel(backend, native, contents.normalization, contents.class_names or None,
                            contents.input_shape)
     wrapped.history, wrapped.train_config = contents.history, contents.train_config
-    wrapped.snapshots = contents.snapshots
+    wrapped.snapshots, wrapped.folder_problems = contents.snapshots, dict(contents.problems)
     return wrapped

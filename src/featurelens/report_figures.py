@@ -17,6 +17,7 @@ from featurelens import visualize as viz
 from featurelens.backends import Capability, Panel, ReportContext, ReportFigure, hookimpl
 from featurelens.backends.figures import FigureResult
 from featurelens.evaluation import evaluate_probabilities
+from featurelens.modeldir import HISTORY_FILE, SNAPSHOTS_FILE
 
 
 def samples(ctx: ReportContext) -> Figure:
@@ -24,9 +25,21 @@ def samples(ctx: ReportContext) -> Figure:
                               title=f"Test images: 8 random examples of each class ({len(ctx.labels):,} in all)")
 
 
+def _unavailable(ctx: ReportContext, file: str, title: str) -> Figure | None:
+    """A notice saying why the model folder's ``file`` could not be drawn from, if it was damaged."""
+    problem = getattr(ctx.model, "folder_problems", {}).get(file)
+    if problem is None:
+        return None
+    return viz.notice_figure(f"{title}: not available", f"{problem}. The model loaded without it and the rest of "
+                             f"this report is unaffected. Restore {file} from a copy of the model folder, or delete it "
+                             "and run `featurelens verify --accept MODEL_DIR`.")
+
+
 def history(ctx: ReportContext) -> Figure | None:
     h = ctx.model.history
-    return viz.history_figure(h) if h is not None and h.epochs else None
+    if h is not None and h.epochs:
+        return viz.history_figure(h)
+    return _unavailable(ctx, HISTORY_FILE, "Training history")
 
 
 def filters(ctx: ReportContext) -> list[Panel]:
@@ -178,7 +191,7 @@ def filters_over_training(ctx: ReportContext) -> Figure | None:
 
     snapshots = ctx.model.snapshots
     if snapshots is None or not snapshots.layers:
-        return None
+        return _unavailable(ctx, SNAPSHOTS_FILE, "How the filters formed")
     labels, arrays = snapshots.layer_filters(snapshots.layers[0])
     return filters_over_epochs_figure(arrays, labels, snapshots.layers[0])
 

@@ -13,15 +13,36 @@ approximation, so backends agree to float precision. The names never change for 
 the JSON of a block with the default activation has no ``activation`` field (old files load as
 ReLU). :data:`ACTIVATIONS` lists the kinds; code looking for "the activation after a conv" should
 test ``kind in ACTIVATIONS``.
+
+Two spec fields shape the head, both after CIFAR-10 speed-run networks (airbench): ``pooling``
+says how the last conv block's maps reach the dense layers, ``flatten`` (the default: a layer
+``flatten``) or one value per channel, ``global_max`` / ``global_avg`` (a layer ``global_pool`` of
+kind ``global_max_pool`` / ``global_avg_pool``); ``logit_scale`` multiplies the head's logits before
+the softmax (a layer ``head_scale`` of kind ``scale``, only when it is not 1), which slows the
+head's effective learning rate by its square. Defaults are not written to JSON, so older files and
+the names of specs without them are unchanged.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, NoReturn
 
+from featurelens.checks import (
+    Bool,
+    Check,
+    Int,
+    Number,
+    OneOf,
+    Text,
+    check_dataclass,
+    check_fields,
+    fail,
+    is_number,
+    parse_json,
+)
 from featurelens.errors import SpecError
 
 #: Batch-norm constants shared by every backend (Keras's defaults; torch's momentum is 1 - this).
@@ -31,31 +52,61 @@ BN_MOMENTUM = 0.99
 #: The activation layer kinds a block can have (``ConvBlock.activation``, ``DenseBlock.activation``).
 ACTIVATIONS = ("relu", "gelu")
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: How the conv blocks' maps reach the dense layers (``ModelSpec.pooling``), and the layer kind of each.
+POOLINGS = {"flatten": "flatten", "global_max": "global_max_pool", "global_avg": "global_avg_pool"}
+
+_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+# Upper bounds, so that a typo (``convs: 9223372036854775808``, ``filters: 40960``) is refused
+# before anything is built instead of hanging the machine or exhausting its memory.
+MAX_FILTERS = 4096
+MAX_CONVS = 16
+MAX_KERNEL = 15
+MAX_BLOCKS = 32
+MAX_DENSE = 32
+MAX_UNITS = 65536
+MAX_CLASSES = 100_000
+MAX_SIDE = 4096
+MAX_CHANNELS = 256
+#: Parameters of the whole model (about 1 GB of float32 weights).
+MAX_PARAMETERS = 250_000_000
+#: Values in the layer outputs of one example, summed over the layers (1 GiB of float32).
+MAX_ACTIVATIONS = 2**28
+
+_DROPOUT = Number(0, 1, "the fraction of units zeroed while training", high_open=True)
+_ACTIVATION = OneOf(ACTIVATIONS, "relu is the default")
+
+#: The checks of :class:`ConvBlock`'s fields (an odd kernel and the pooling are checked besides).
+CONV_FIELDS: dict[str, Check] = {
+    "filters": Int(1, MAX_FILTERS, "the number of filters"),
+    "convs": Int(1, MAX_CONVS, "the convolutions of the block"),
+    "kernel_size": Int(1, MAX_KERNEL, "an odd kernel size: 1, 3, 5, ..."),
+    "pool_size": Int(1, MAX_SIDE, "the max-pooling window; 1 means no pooling"),
+    "dropout": _DROPOUT,
+    "batch_norm": Bool(),
+    "activation": _ACTIVATION,
+}
+#: The checks of :class:`DenseBlock`'s fields.
+DENSE_FIELDS: dict[str, Check] = {
+    "units": Int(1, MAX_UNITS, "the number of units"),
+    "dropout": _DROPOUT,
+    "batch_norm": Bool(),
+    "activation": _ACTIVATION,
+}
+_SIDE = Int(1, MAX_SIDE, "every dimension must be a positive integer")
+#: The checks of :class:`ModelSpec`'s scalar fields (blocks, dense and input_shape are checked besides).
+SPEC_FIELDS: dict[str, Check] = {
+    "name": Text(64, _NAME_PATTERN, "use letters, digits, '_', '.' or '-', starting with a letter or digit",
+                 min_length=1),
+    "num_classes": Int(2, MAX_CLASSES, "a classifier needs at least 2 classes"),
+    "pooling": OneOf(tuple(POOLINGS), "flatten is the default"),
+    "logit_scale": lambda error, path, value: value if is_number(value) and 0 < value <= 1e3 else fail(
+        error, path, value, "the factor on the logits must be a number > 0 and <= 1000 (1: none)"),
+}
 
 
 def _fail(path: str, value: Any, why: str) -> NoReturn:
-    raise SpecError(f"{path}: {value!r} is invalid: {why}")
-
-
-def _check_int(path: str, value: Any, minimum: int, why: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(path, value, why)
-
-
-def _check_fraction(path: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        _fail(path, value, "dropout is the fraction of units zeroed while training; use 0 <= x < 1")
-
-
-def _check_bool(path: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        _fail(path, value, "expected true or false")
-
-
-def _check_activation(path: str, value: Any) -> None:
-    if value not in ACTIVATIONS:
-        _fail(path, value, f"choose one of {', '.join(ACTIVATIONS)} (relu is the default)")
+    fail(SpecError, path, value, why)
 
 
 @dataclass(frozen=True)
@@ -77,18 +128,11 @@ class ConvBlock:
         self._validate("ConvBlock")
 
     def _validate(self, path: str) -> None:
-        _check_int(f"{path}.filters", self.filters, 1, "the number of filters must be an int >= 1")
-        _check_int(f"{path}.convs", self.convs, 1, "a block needs at least one convolution (int >= 1)")
-        _check_int(f"{path}.kernel_size", self.kernel_size, 1, "the kernel size must be an int >= 1")
+        check_dataclass(SpecError, path, self, CONV_FIELDS)
         if self.kernel_size % 2 == 0:
             _fail(f"{path}.kernel_size", self.kernel_size,
                   "'same' padding is only symmetric (and identical across backends) for odd kernels;"
                   " use 1, 3, 5, ...")
-        _check_int(f"{path}.pool_size", self.pool_size, 1,
-                   "the max-pooling window must be an int >= 1 (1 means no pooling)")
-        _check_fraction(f"{path}.dropout", self.dropout)
-        _check_bool(f"{path}.batch_norm", self.batch_norm)
-        _check_activation(f"{path}.activation", self.activation)
 
 
 @dataclass(frozen=True)
@@ -104,10 +148,7 @@ class DenseBlock:
         self._validate("DenseBlock")
 
     def _validate(self, path: str) -> None:
-        _check_int(f"{path}.units", self.units, 1, "the number of units must be an int >= 1")
-        _check_fraction(f"{path}.dropout", self.dropout)
-        _check_bool(f"{path}.batch_norm", self.batch_norm)
-        _check_activation(f"{path}.activation", self.activation)
+        check_dataclass(SpecError, path, self, DENSE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -115,7 +156,8 @@ class LayerSpec:
     """One layer of the expanded spec: what every backend builds under ``name``.
 
     ``kind`` is one of ``conv2d``, ``batch_norm``, ``relu``, ``gelu``, ``max_pool``, ``dropout``,
-    ``flatten``, ``dense`` and ``softmax``. Shapes are per example, channels last.
+    ``flatten``, ``global_max_pool``, ``global_avg_pool``, ``dense``, ``scale`` and ``softmax``.
+    Shapes are per example, channels last.
     """
 
     name: str
@@ -128,30 +170,35 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A declarative CNN: conv blocks, dense blocks, then a ``num_classes``-way softmax head."""
+    """A declarative CNN: conv blocks, dense blocks, then a ``num_classes``-way softmax head.
+
+    ``pooling`` (``flatten``, ``global_max``, ``global_avg``) and ``logit_scale``: see the module
+    docstring.
+    """
 
     blocks: tuple[ConvBlock, ...]
     dense: tuple[DenseBlock, ...] = ()
     num_classes: int = 10
     input_shape: tuple[int, int, int] = (32, 32, 3)
     name: str = "custom"
+    pooling: str = "flatten"
+    logit_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        object.__setattr__(self, "dense", tuple(self.dense))
-        if isinstance(self.input_shape, (list, tuple)):
+        for key, limit in (("blocks", MAX_BLOCKS), ("dense", MAX_DENSE)):
+            object.__setattr__(self, key, tuple(_as_list(key, getattr(self, key), limit)))
+        if isinstance(self.input_shape, list):
             object.__setattr__(self, "input_shape", tuple(self.input_shape))
         self._validate()
 
     def _validate(self) -> None:
-        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
-            _fail("name", self.name, "use letters, digits, '_', '.' or '-', starting with a letter or digit")
+        check_dataclass(SpecError, "", self, SPEC_FIELDS)
         shape = self.input_shape
         if not (isinstance(shape, tuple) and len(shape) == 3):
             _fail("input_shape", shape, "expected (height, width, channels), channels last")
-        for axis, value in zip(("height", "width", "channels"), shape):
-            _check_int(f"input_shape.{axis}", value, 1, "every dimension must be an int >= 1")
-        _check_int("num_classes", self.num_classes, 2, "a classifier needs at least 2 classes")
+        for axis, value in zip(("height", "width"), shape):
+            _SIDE(SpecError, f"input_shape.{axis}", value)
+        Int(1, MAX_CHANNELS, "every dimension must be a positive integer")(SpecError, "input_shape.channels", shape[2])
         if not self.blocks:
             _fail("blocks", self.blocks, "a CNN needs at least one ConvBlock")
         for i, block in enumerate(self.blocks):
@@ -167,6 +214,22 @@ class ModelSpec:
                       f"pooling would shrink the {h}x{w} feature map to nothing; use a smaller "
                       "pool_size, fewer blocks or a larger input")
             h, w = h // block.pool_size, w // block.pool_size
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse a spec whose parameters or per-example activations exceed the bounds (every field
+        is bounded already, so expanding the layers here is cheap)."""
+        layers = self.layers()
+        params = sum(layer.params for layer in layers)
+        if params > MAX_PARAMETERS:
+            big = max(layers, key=lambda layer: layer.params)
+            raise SpecError(f"spec: {params:,} parameters is over the bound of {MAX_PARAMETERS:,} ({big.name} alone "
+                            f"has {big.params:,}); use fewer filters or units, or more pooling before the dense layers")
+        values = sum(math.prod(layer.output_shape) for layer in layers)
+        if values > MAX_ACTIVATIONS:
+            raise SpecError(f"spec: one example would produce {values:,} activation values, over the bound of "
+                            f"{MAX_ACTIVATIONS:,} (1 GiB of float32); use a smaller input_shape, fewer filters or "
+                            "pooling earlier")
 
     # -- expansion ---------------------------------------------------------------------------
 
@@ -197,10 +260,13 @@ class ModelSpec:
                 add(f"block{b}_pool", "max_pool", (h // p, w // p, ch), pool_size=p)
             if block.dropout > 0:
                 add(f"block{b}_dropout", "dropout", shape, rate=float(block.dropout))
-        flat = 1
-        for d in shape:
-            flat *= d
-        add("flatten", "flatten", (flat,))
+        if self.pooling == "flatten":
+            flat = 1
+            for d in shape:
+                flat *= d
+            add("flatten", "flatten", (flat,))
+        else:
+            add("global_pool", POOLINGS[self.pooling], (shape[-1],))
         for d, dense_block in enumerate(self.dense, start=1):
             fin = shape[0]
             add(f"dense{d}", "dense", (dense_block.units,), fin * dense_block.units + dense_block.units,
@@ -214,6 +280,8 @@ class ModelSpec:
         fin = shape[0]
         add("head_dense", "dense", (self.num_classes,), fin * self.num_classes + self.num_classes,
             units=self.num_classes, in_features=fin)
+        if self.logit_scale != 1:
+            add("head_scale", "scale", shape, scale=float(self.logit_scale))
         add("head_softmax", "softmax", shape)
         return out
 
@@ -247,6 +315,9 @@ class ModelSpec:
         for block in (*d["blocks"], *d["dense"]):  # the default stays implicit: old readers, same JSON
             if block["activation"] == "relu":
                 del block["activation"]
+        for key, default in (("pooling", "flatten"), ("logit_scale", 1.0)):  # likewise
+            if d[key] == default:
+                del d[key]
         return d
 
     def to_json(self) -> str:
@@ -262,42 +333,38 @@ class ModelSpec:
             raise SpecError("spec: the field 'blocks' is missing; a CNN needs at least one conv block")
         kwargs = dict(data)
         kwargs["blocks"] = tuple(_sub(ConvBlock, f"blocks[{i}]", b)
-                                 for i, b in enumerate(_as_list("blocks", data["blocks"])))
+                                 for i, b in enumerate(_as_list("blocks", data["blocks"], MAX_BLOCKS)))
         kwargs["dense"] = tuple(_sub(DenseBlock, f"dense[{i}]", b)
-                                for i, b in enumerate(_as_list("dense", data.get("dense", []))))
+                                for i, b in enumerate(_as_list("dense", data.get("dense", []), MAX_DENSE)))
         if "input_shape" in kwargs:
-            kwargs["input_shape"] = tuple(_as_list("input_shape", kwargs["input_shape"]))
+            kwargs["input_shape"] = tuple(_as_list("input_shape", kwargs["input_shape"], 3))
         return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"spec: not valid JSON ({exc}); write the spec as a JSON object") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, SpecError, "spec", "write the spec as a JSON object"))
 
 
-def _as_list(path: str, value: Any) -> list[Any]:
+def _as_list(path: str, value: Any, max_length: int) -> list[Any]:
     if not isinstance(value, (list, tuple)):
         _fail(path, value, "expected a list")
+    if len(value) > max_length:
+        _fail(path, value, f"expected at most {max_length} items (a bound that keeps a typo from exhausting memory)")
     return list(value)
 
 
 def _reject_unknown(path: str, data: dict[str, Any], cls: type) -> None:
-    known = [f.name for f in fields(cls)]
-    for key in data:
-        if key not in known:
-            raise SpecError(f"{path}: unknown field {key!r}; the known fields are {', '.join(known)}")
+    check_fields(SpecError, path, data, {}, known=tuple(f.name for f in fields(cls)))
 
 
 def _sub(cls: type, path: str, data: Any) -> Any:
     if not isinstance(data, dict):
         _fail(path, data, f"expected an object with the fields of {cls.__name__}")
     _reject_unknown(path, data, cls)
+    missing = [f.name for f in fields(cls) if f.default is MISSING and f.name not in data]
+    if missing:
+        raise SpecError(f"{path}: the field {missing[0]!r} is missing; add it (e.g. {{\"{missing[0]}\": 32}})")
     try:
         return cls(**data)
-    except TypeError as exc:  # a required field is missing
-        raise SpecError(f"{path}: {exc}") from exc
     except SpecError as exc:
         raise SpecError(str(exc).replace(cls.__name__, path, 1)) from exc

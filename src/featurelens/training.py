@@ -3,14 +3,16 @@
 Both hold out ``config.validation_split`` of every class (seeded), compute the per-channel
 normalization from the remaining training images and hand the backend's trainer normalized
 arrays, so early stopping, LR reduction, History, progress and augmentation are the same.
-Both record training snapshots when the config asks for them (:mod:`featurelens.atlas.snapshots`)
-and call the given epoch observers (:class:`~featurelens.backends.EpochObserver`) after every epoch.
+Both record training snapshots when the config asks for them (:mod:`featurelens.atlas.snapshots`),
+call the given epoch observers (:class:`~featurelens.backends.EpochObserver`) after every epoch
+and write experiment logs through the given loggers (:mod:`featurelens.loggers`).
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from featurelens.spec import ModelSpec
 
 if TYPE_CHECKING:
     from featurelens.atlas.snapshots import SnapshotRecorder, Snapshots
+    from featurelens.loggers.session import LoggerLike, LoggerSession
 
 
 def _resolve_backend(backend: str | Backend | None) -> Backend:
@@ -69,6 +72,24 @@ def _split(model_check: Model, images: np.ndarray, labels: np.ndarray, config: T
     return _Split((norm.apply(train_x), train_y), validation, norm)
 
 
+class TrainingWarning(UserWarning):
+    """A training setting that will not do what it is meant to in this run."""
+
+
+def _check_averaging(config: TrainConfig, train_images: int) -> None:
+    """Warn when weight averaging cannot forget the initial weights in this run's steps."""
+    if not config.weight_averaging:
+        return
+    steps = -(-train_images // config.batch_size) * config.effective_epochs()
+    horizon = 1.0 / (1.0 - config.weight_averaging)
+    if steps < 3 * horizon:
+        left = config.weight_averaging ** steps
+        warnings.warn(f"weight_averaging={config.weight_averaging:g} averages over about {horizon:.0f} steps, but this "
+                      f"run has only {steps}: the returned (and validated) weights are still {left:.0%} the initial "
+                      "ones. Train longer, lower weight_averaging (e.g. 0.9), or set it to 0.", TrainingWarning,
+                      stacklevel=4)
+
+
 def _takes(backend: Backend, parameter: str) -> bool:
     """Whether the backend's ``fit`` takes ``parameter`` (or ``**kwargs``)."""
     try:
@@ -80,18 +101,21 @@ def _takes(backend: Backend, parameter: str) -> bool:
 
 def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
          progress: bool, observers: Sequence[EpochObserver], num_classes: int, run: Run | None = None,
-         resume: tuple[TrainingState | None, Snapshots | None] = (None, None)) -> None:
+         resume: tuple[TrainingState | None, Snapshots | None] = (None, None), loggers: Sequence[LoggerLike] = (),
+         log_dir: str | os.PathLike[str] | None = None) -> None:
     """Run the backend's trainer with the divergence guard, the snapshot recorder (if configured),
-    ``observers`` and the run folder's checkpoints; set the model's ``history``, ``snapshots`` and
-    ``train_config``. A diverged run raises :class:`TrainingDivergedError` saying where the last good
-    checkpoint is."""
+    ``observers``, ``loggers`` and the run folder's checkpoints; set the model's ``history``,
+    ``snapshots`` and ``train_config``. A diverged run raises :class:`TrainingDivergedError` saying
+    where the last good checkpoint is."""
     observers = list(observers)
-    if (observers or config.snapshots) and not _takes(backend, "observers"):
+    if (observers or config.snapshots or loggers) and not _takes(backend, "observers"):
         what = "record training snapshots" if config.snapshots else "call epoch observers"
         raise BackendError(f"the {backend.name!r} backend cannot {what}: its fit() takes no observers= "
                            "(see featurelens.backends.Backend.fit); update the backend, or train without "
                            + ("snapshot_every/snapshot_epochs" if config.snapshots else "observers"))
     state, saved_snapshots = resume
+    if state is None:
+        _check_averaging(config, len(split.train[1]))
     recorder = _recorder(backend, model, config, split) if config.snapshots else None
     if recorder is not None:
         if saved_snapshots is not None:
@@ -100,6 +124,9 @@ def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, 
     guard = DivergenceGuard(config, num_classes, state.history if state is not None else None)
     if _takes(backend, "observers"):
         observers.insert(0, guard)
+    logs = _logger_session(backend, model, spec, split, config, loggers, log_dir) if loggers else None
+    if logs is not None:
+        observers.append(logs)
     extra: dict[str, Any] = {"observers": observers} if observers else {}
     checkpointer = run.checkpointer(config.checkpoint_every) if run is not None else None
     if checkpointer is not None:
@@ -112,13 +139,19 @@ def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, 
         if guard not in observers:  # a backend without observers: check its History afterwards
             for record in history.epochs[len(guard.history.epochs):]:
                 guard(record.epoch, record, model.native)
-    except TrainingDivergedError as exc:
+    except BaseException as exc:
+        if logs is not None:
+            logs.end(error=f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, TrainingDivergedError):
+            raise
         if isinstance(exc.history, History):
             exc.history.stop_reason = "diverged"
         if run is None:
             raise
         run.mark("diverged", diverged_at={"epoch": exc.epoch, "batch": exc.batch, "loss": repr(exc.loss)})
         raise exc.with_checkpoint(describe_stop(run)) from None
+    if logs is not None:
+        logs.end(history)
     model.history = history
     if recorder is not None:
         model.snapshots = recorder.finish(model.native, _returned_epoch(history))
@@ -133,6 +166,19 @@ def _recorder(backend: Backend, model: Model, config: TrainConfig, split: _Split
     return SnapshotRecorder.start(backend, model.native, config, model.input_shape, held_out, source)
 
 
+def _logger_session(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
+                    loggers: Sequence[LoggerLike], log_dir: str | os.PathLike[str] | None) -> LoggerSession | None:
+    """The run's loggers, started (default folder: ``runs/<name>-<backend>-logs``)."""
+    from featurelens.loggers.session import LoggerSession
+
+    name = f"{model.name}-{backend.name}"
+    held_out, source = (split.validation[0], "validation") if split.validation is not None \
+        else (split.train[0], "training")
+    return LoggerSession.start(loggers, log_dir if log_dir is not None else os.path.join("runs", f"{name}-logs"),
+                               name, backend, model.native, spec, config, model.class_names or (), model.input_shape,
+                               len(split.train[1]), held_out, source, split.normalization)
+
+
 def _returned_epoch(history: History) -> int | None:
     """The epoch whose weights training returned: the best when they were restored, else the last."""
     if history.restored_best_weights and history.best_epoch is not None:
@@ -144,7 +190,8 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig | None = None, *, backend: str | Backend | None = None,
           class_names: Sequence[str] | None = None, progress: bool = True,
           observers: Sequence[EpochObserver] = (), run_dir: str | os.PathLike[str] | None = None,
-          overwrite: bool = False, run_info: Mapping[str, Any] | None = None) -> SpecModel:
+          overwrite: bool = False, run_info: Mapping[str, Any] | None = None, loggers: Sequence[LoggerLike] = (),
+          log_dir: str | os.PathLike[str] | None = None) -> SpecModel:
     """Train ``spec`` on images as loaded (N, H, W, C) and integer labels.
 
     ``observers`` are called after every epoch as ``observer(epoch, record, native)`` (see
@@ -159,6 +206,11 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     stopped by Ctrl-C returns the model (``history.stop_reason == "interrupted"``) and leaves the
     folder an unfinished run, to resume. A loss that becomes NaN or infinite, or explodes, raises
     :class:`~featurelens.TrainingDivergedError` and saves nothing.
+
+    ``loggers`` write experiment logs while it trains: registered names (``"tensorboard"``,
+    ``"csv"``, ``"jsonl"``, a plugin's; :func:`featurelens.loggers.available_loggers`) or
+    :class:`~featurelens.backends.Logger` objects, into ``log_dir`` (default
+    ``runs/<spec name>-<backend>-logs``). See :mod:`featurelens.loggers`.
     """
     config = config or TrainConfig()
     chosen = _resolve_backend(backend)
@@ -173,20 +225,23 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
         chosen.require(Capability.RESUME, "checkpoint training in a run folder")
         run = start_run(run_dir, overwrite=overwrite, backend=chosen, spec=spec, config=config, class_names=names,
                         normalization=split.normalization, images=images, labels=labels, info=run_info)
-    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run)
+    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run, loggers=loggers,
+         log_dir=log_dir)
     _finish_run(model, run)
     return model
 
 
 def resume(run_dir: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray, *,
            backend: str | Backend | None = None, progress: bool = True,
-           observers: Sequence[EpochObserver] = ()) -> SpecModel:
+           observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+           log_dir: str | os.PathLike[str] | None = None) -> SpecModel:
     """Continue the interrupted run in ``run_dir`` from its last checkpoint, on the same data.
 
     ``images`` and ``labels`` must be those :func:`train` was given (their fingerprint is checked);
     spec, config, class names and normalization come from the run. On the CPU the result is
     bit-identical to an uninterrupted run (timings aside). A folder that is not a run, a finished
     model, other data or another backend raise a clear :class:`~featurelens.FeaturelensError`.
+    ``loggers`` and ``log_dir`` as for :func:`train` (the resumed epochs are logged).
     """
     run = open_run(run_dir)
     chosen = _resolve_backend(backend if backend is not None else run.backend)
@@ -196,7 +251,8 @@ def resume(run_dir: str | os.PathLike[str], images: np.ndarray, labels: np.ndarr
     run.check_data(images, labels)
     model = build_model(spec, run.normalization, run.class_names, chosen, seed=config.seed)
     split = _split(model, images, labels, config, spec.num_classes, run.normalization)
-    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run, saved)
+    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run, saved, loggers=loggers,
+         log_dir=log_dir)
     _finish_run(model, run)
     return model
 
@@ -227,7 +283,8 @@ def _probe(backend: Backend, native: Any, image: np.ndarray) -> int:
 def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig | None = None, *,
         backend: str | Backend | None = None, class_names: Sequence[str] | None = None,
         normalization: Normalization | str | None = "auto", progress: bool = True,
-        observers: Sequence[EpochObserver] = ()) -> WrappedModel:
+        observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+        log_dir: str | os.PathLike[str] | None = None) -> WrappedModel:
     """Train a model you built yourself (a ``torch.nn.Module``, a Keras model) with featurelens's trainer.
 
     The same validation split, early stopping, LR reduction, History, progress and augmentation
@@ -236,7 +293,8 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     or ``None`` to feed the images unchanged. The model must take (N, H, W, C) images in the
     framework's own layout (channels first for torch) and return one row of class scores per image,
     logits or probabilities. It is trained in place and returned wrapped, with its ``history``
-    (and ``snapshots`` when the config asks for them; ``observers`` as for :func:`train`);
+    (and ``snapshots`` when the config asks for them; ``observers``, ``loggers`` and ``log_dir`` as for
+    :func:`train`, the default log folder being ``runs/<model class>-<backend>-logs``);
     ``.save(folder)`` writes it, ``featurelens.load_model(folder, model=...)`` loads it.
     """
     config = config or TrainConfig()
@@ -263,5 +321,5 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     given = normalization if isinstance(normalization, Normalization) else (identity if normalization is None else None)
     split = _split(model, images, labels, config, num_classes, given)
     model.normalization = split.normalization
-    _fit(chosen, model, None, split, config, progress, observers, num_classes)
+    _fit(chosen, model, None, split, config, progress, observers, num_classes, loggers=loggers, log_dir=log_dir)
     return model

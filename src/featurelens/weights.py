@@ -21,10 +21,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load, save_file
 
-from featurelens.errors import ModelFolderError
+from featurelens.errors import FeaturelensError, ModelFolderError, NonFiniteError
 from featurelens.spec import ModelSpec
 
 BN_PARAMS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -60,18 +59,55 @@ def check_weights(spec: ModelSpec, weights: dict[str, np.ndarray], source: str =
         raise ModelFolderError(f"{source} do not match the spec: {'; '.join(problems[:3])}{more}")
 
 
+def check_finite(weights: dict[str, np.ndarray], source: str, error: type[FeaturelensError] = ModelFolderError
+                 ) -> None:
+    """Raise ``error`` naming every floating-point tensor of ``weights`` that holds NaN or infinities."""
+    bad = [name for name, array in weights.items()
+           if np.issubdtype(np.asarray(array).dtype, np.floating) and not np.isfinite(array).all()]
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise error(f"{source} hold NaN or infinite values in {', '.join(bad[:5])}{more}: the training diverged "
+                    "(lower the learning rate) or the file is damaged (save or download the model again)")
+
+
+def parse_safetensors(data: bytes, source: str) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file's bytes (writable copies); never runs code."""
+    try:
+        arrays = load(data)
+    except Exception as exc:  # the parser's own errors, unknown dtypes (KeyError), bad shapes: all damage
+        raise ModelFolderError(f"{source} is not a readable safetensors file ({type(exc).__name__}: {exc}); "
+                               "the folder is damaged") from exc
+    return {name: np.array(array) for name, array in arrays.items()}
+
+
+def canonical_weights(arrays: dict[str, np.ndarray], spec: ModelSpec, source: str) -> dict[str, np.ndarray]:
+    """``arrays`` checked against the spec (names, shapes, float dtypes, finite values), as float32."""
+    check_weights(spec, arrays, f"the weights in {source}")
+    arrays = {name: arrays[name] for name in canonical_shapes(spec)}  # messages name them in layer order
+    ints = [name for name, array in arrays.items() if not np.issubdtype(array.dtype, np.floating)]
+    if ints:
+        raise ModelFolderError(f"the weights in {source} hold {arrays[ints[0]].dtype} values in {ints[0]}, not "
+                               "floats; the file is damaged")
+    check_finite(arrays, f"the weights in {source}")
+    negative = [name for name, array in arrays.items() if name.endswith(".moving_variance") and (array < 0).any()]
+    if negative:
+        raise ModelFolderError(f"the weights in {source} hold negative variances in {', '.join(negative[:5])}; the "
+                               "file is damaged (save or download the model again)")
+    return {name: array.astype(np.float32, copy=False) for name, array in arrays.items()}
+
+
 def save_weights(path: str | os.PathLike[str], spec: ModelSpec, weights: dict[str, np.ndarray]) -> None:
-    """Write canonical weights to a safetensors file (no pickle)."""
+    """Write canonical weights to a safetensors file (no pickle); non-finite ones are refused."""
     check_weights(spec, weights, "the weights to save")
+    check_finite(weights, "the weights to save", NonFiniteError)
     arrays = {k: np.ascontiguousarray(weights[k], dtype=np.float32) for k in canonical_shapes(spec)}
     save_file(arrays, str(path), metadata={"format": "featurelens-canonical", "spec": spec.name})
 
 
 def load_weights(path: str | os.PathLike[str], spec: ModelSpec) -> dict[str, np.ndarray]:
-    """Read and check canonical weights; loading a safetensors file never runs code."""
+    """Read and check canonical weights (names, shapes, finite floats); loading a safetensors file never runs code."""
     try:
-        weights = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelFolderError(f"{Path(path)} is not a readable safetensors file ({exc})") from exc
-    check_weights(spec, weights, f"the weights in {path}")
-    return weights
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelFolderError(f"cannot read {path}: {exc}") from exc
+    return canonical_weights(parse_safetensors(data, str(path)), spec, str(path))

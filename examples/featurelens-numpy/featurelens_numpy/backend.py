@@ -11,7 +11,9 @@ the first layer to the last. The forward pass follows ``spec.layers()``:
 - ``batch_norm``: inference mode, with the moving statistics;
 - ``max_pool``: non-overlapping windows, flooring odd sizes as every framework does;
 - ``flatten``: a reshape of (N, H, W, C), hence (H, W, C) order, the canonical one;
-- ``dropout``: the identity at inference; ``relu``, ``dense`` and ``softmax`` as written.
+- ``global_max_pool`` / ``global_avg_pool``: each channel's maximum / mean over positions;
+- ``dropout``: the identity at inference; ``relu``, ``gelu`` (exact, erf), ``dense``, ``scale`` and
+  ``softmax`` as written.
 
 Training is not implemented, so the backend declares only :attr:`Capability.INTROSPECT`; the
 conformance kit skips its training checks and featurelens refuses ``fit`` with a clear message.
@@ -20,6 +22,7 @@ NumPy cannot attach anything to a model, so ``attachments`` keeps the base class
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -86,6 +89,14 @@ def max_pool(x: np.ndarray, p: int) -> np.ndarray:
     return x[:, :h // p * p, :w // p * p].reshape(n, h // p, p, w // p, p, c).max(axis=(2, 4))
 
 
+_erf = np.vectorize(math.erf, otypes=[np.float32])
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """The exact GELU, x * Phi(x), as torch's ``nn.GELU()`` and Keras's ``gelu`` compute it."""
+    return (0.5 * x * (1.0 + _erf(x / np.float32(math.sqrt(2.0))))).astype(np.float32)
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
@@ -108,10 +119,18 @@ def forward(model: NumpyModel, x: np.ndarray, keep: set[str]) -> dict[str, np.nd
             x = batch_norm(x, w, name, o["epsilon"], out=free)
         elif kind == "relu":
             x = np.maximum(x, np.float32(0), out=free)
+        elif kind == "gelu":
+            x = gelu(x)
         elif kind == "max_pool":
             x = max_pool(x, o["pool_size"])
         elif kind == "flatten":
             x = x.reshape(len(x), -1)  # (N, H, W, C) -> (N, H*W*C): (H, W, C) order
+        elif kind == "global_max_pool":
+            x = x.max(axis=(1, 2))
+        elif kind == "global_avg_pool":
+            x = x.mean(axis=(1, 2), dtype=np.float32)
+        elif kind == "scale":
+            x = x * np.float32(o["scale"])
         elif kind == "dense":
             x = x @ w[f"{name}.kernel"] + w[f"{name}.bias"]
         elif kind == "softmax":

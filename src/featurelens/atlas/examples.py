@@ -149,24 +149,27 @@ class _TopK:
 
     def add(self, maxima: np.ndarray, where: np.ndarray, start: int) -> None:
         """``maxima`` (n, C) of images ``start..start+n`` and ``where`` (n, C, 2), the (y, x) of each."""
-        n, channels = maxima.shape
+        n = maxima.shape[0]
         k = self.values.shape[1]
-        worst = self.values[:, -1]
-        if not (maxima.T > worst[:, None]).any():  # nothing enters (ties with the worst lose: higher index)
+        # Only channels where some image beats the current k-th best (ties lose: a higher index)
+        # take part; once the lists fill up that is a few channels per batch.
+        rows = np.flatnonzero((maxima > self.values[:, -1]).any(axis=0))
+        if rows.size == 0:
             return
+        scores = maxima.T[rows]  # (R, n)
         # The batch's own best k per channel first (a stable sort keeps the lower index first among
         # equal values), then one merge of 2k candidates: far cheaper than sorting k + n.
-        local = np.argsort(-maxima.T, axis=1, kind="stable")[:, :min(k, n)]  # (C, <=k) positions in the batch
-        cand_values = np.concatenate([self.values, np.take_along_axis(maxima.T, local, axis=1)], axis=1)
-        cand_indices = np.concatenate([self.indices, local + start], axis=1)
-        batch_positions = where.transpose(1, 0, 2)[np.arange(channels)[:, None], local]  # (C, <=k, 2)
-        cand_positions = np.concatenate([self.positions, batch_positions], axis=1)
+        local = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, n)]  # (R, <=k) positions in the batch
+        cand_values = np.concatenate([self.values[rows], np.take_along_axis(scores, local, axis=1)], axis=1)
+        cand_indices = np.concatenate([self.indices[rows], local + start], axis=1)
+        batch_positions = where.transpose(1, 0, 2)[rows[:, None], local]  # (R, <=k, 2)
+        cand_positions = np.concatenate([self.positions[rows], batch_positions], axis=1)
         # Best first: larger value, then lower image index; empty slots (-inf, -1) sort last.
         key_index = np.where(cand_indices < 0, np.iinfo(np.int64).max, cand_indices)
         order = np.lexsort((key_index, -cand_values.astype(np.float64)), axis=1)[:, :k]
-        self.values = np.take_along_axis(cand_values, order, axis=1)
-        self.indices = np.take_along_axis(cand_indices, order, axis=1)
-        self.positions = np.take_along_axis(cand_positions, order[..., None], axis=1)
+        self.values[rows] = np.take_along_axis(cand_values, order, axis=1)
+        self.indices[rows] = np.take_along_axis(cand_indices, order, axis=1)
+        self.positions[rows] = np.take_along_axis(cand_positions, order[..., None], axis=1)
 
 
 def channel_summary(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

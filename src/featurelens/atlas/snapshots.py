@@ -24,14 +24,16 @@ In a model folder they are ``snapshots.safetensors`` (arrays, no pickle) describ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
-from featurelens.config import TrainConfig
+from featurelens.backends.layers import LayerInfo
+from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
+from featurelens.config import MAX_EPOCHS, MAX_SNAPSHOT_EPOCHS, MAX_SNAPSHOT_PROBE, TrainConfig
 from featurelens.errors import ConfigError, InputError, ModelFolderError
 from featurelens.history import EpochRecord
 
@@ -68,6 +70,30 @@ def pool_maps(maps: np.ndarray, size: int = POOL) -> np.ndarray:
         for j, (left, right) in enumerate(cols):
             pooled[:, i, j] = band[:, left:right].mean(axis=1)
     return pooled
+
+
+def conv_read_at(infos: Sequence[LayerInfo]) -> dict[str, str]:
+    """Every conv layer of a layer table, in order, with the layer its channels are read at (the ReLU after it)."""
+    from featurelens.atlas.examples import measured_layer  # it imports the model module
+
+    return {info.name: measured_layer(infos, info.name) for info in infos if info.kind == "conv2d"}
+
+
+def probe_indices(total: int, count: int, seed: int) -> np.ndarray:
+    """``count`` (at most ``total``) sorted indices of ``total`` held-out images, drawn with ``seed``."""
+    return np.sort(np.random.default_rng(seed).choice(total, min(count, total), replace=False))
+
+
+def read_conv_maps(backend: Backend, native: Any, images: np.ndarray, read_at: Mapping[str, str],
+                   batch_size: int = 64, reduce: Callable[[np.ndarray], np.ndarray] | None = None
+                   ) -> dict[str, np.ndarray]:
+    """``{conv layer: maps}`` of normalized ``images``, each read at ``read_at[layer]``, batch by batch
+    (``reduce`` applied to every batch's maps, e.g. pooling; else a float32 copy)."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in read_at}
+    for batch in backend.feature_maps(native, images, sorted(set(read_at.values())), batch_size):
+        for name, source in read_at.items():
+            parts[name].append(reduce(batch[source]) if reduce is not None else np.array(batch[source], np.float32))
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
 
 
 def _nbytes(arrays: Mapping[str, np.ndarray]) -> int:
@@ -151,38 +177,72 @@ class Snapshots:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], where: str = "") -> Snapshots:
-        """Rebuild from :meth:`to_arrays` and :meth:`metadata`; a missing part raises :class:`ModelFolderError`."""
+        """Rebuild from :meth:`to_arrays` and :meth:`metadata`, both checked: a missing, misshapen or
+        non-finite part raises :class:`ModelFolderError`."""
         where = where or "the snapshots"
         if not isinstance(meta, Mapping) or meta.get("format") != FORMAT:
             raise ModelFolderError(f"{where}: not a featurelens snapshots description")
-        if meta.get("format_version", 0) > FORMAT_VERSION:
+        described = check_fields(ModelFolderError, f"{where}: snapshots", dict(meta), DESCRIPTION_FIELDS)
+        if described.get("format_version", 0) > FORMAT_VERSION:
             raise ModelFolderError(f"{where} were written by a newer featurelens (snapshots format "
                                    f"{meta.get('format_version')}); upgrade with: pip install -U featurelens")
-        try:
-            layers = tuple(str(name) for name in meta["layers"])
-            epochs = [int(e) for e in meta["epochs"]]
-            probe_meta = meta.get("probe") or {}
+        for key in ("layers", "epochs"):
+            if key not in described:
+                raise ModelFolderError(f"{where}: the description is incomplete (it lacks {key!r}); the folder is "
+                                       "damaged")
+        layers: tuple[str, ...] = described["layers"]
+        probe_meta = check_fields(ModelFolderError, f"{where}: snapshots.probe", described.get("probe") or {},
+                                  PROBE_FIELDS)
 
-            def get(key: str) -> np.ndarray:
-                if key not in arrays:
-                    raise ModelFolderError(f"{where} lack the array {key!r}; the folder is damaged")
-                return np.asarray(arrays[key])
+        def get(key: str, ndims: tuple[int, ...]) -> np.ndarray:
+            if key not in arrays:
+                raise ModelFolderError(f"{where} lack the array {key!r}; the folder is damaged")
+            array = np.asarray(arrays[key])
+            if array.ndim not in ndims or not np.issubdtype(array.dtype, np.floating):
+                raise ModelFolderError(f"{where}: the array {key!r} is {array.dtype} of shape {array.shape}; expected "
+                                       f"floats in {' or '.join(map(str, ndims))} dimensions. The folder is damaged")
+            if not np.isfinite(array).all():
+                raise ModelFolderError(f"{where}: the array {key!r} holds NaN or infinite values; the folder is "
+                                       "damaged")
+            return array
 
-            def tagged(tag: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-                return ({layer: get(f"filters/{tag}/{layer}") for layer in layers},
-                        {layer: get(f"maps/{tag}/{layer}") for layer in layers})
+        def tagged(tag: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            return ({layer: get(f"filters/{tag}/{layer}", (4,)) for layer in layers},
+                    {layer: get(f"maps/{tag}/{layer}", (2, 4)) for layer in layers})
 
-            per_epoch = {e: tagged(str(e)) for e in epochs}
-            final_filters, final_maps = tagged(FINAL) if meta.get("final", True) else ({}, {})
-            return cls(layers=layers, epochs=epochs, filters={e: f for e, (f, _) in per_epoch.items()},
-                       maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
-                       final_maps=final_maps, final_epoch=meta.get("final_epoch"), probe=get("probe"),
-                       probe_indices=tuple(int(i) for i in probe_meta.get("indices", ())),
-                       probe_source=str(probe_meta.get("source", "validation")), pool=int(meta.get("pool", POOL)),
-                       read_at={str(k): str(v) for k, v in (meta.get("read_at") or {}).items()})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFolderError(f"{where}: the description is incomplete ({type(exc).__name__}: {exc}); "
-                                   "the folder is damaged") from exc
+        per_epoch = {e: tagged(str(e)) for e in described["epochs"]}
+        final_filters, final_maps = tagged(FINAL) if described.get("final", True) else ({}, {})
+        for epoch, (filters, _) in per_epoch.items():
+            for layer, kernels in filters.items():
+                if final_filters and kernels.shape != final_filters[layer].shape:
+                    raise ModelFolderError(f"{where}: the kernels of {layer} at epoch {epoch} are {kernels.shape}, the "
+                                           f"final ones {final_filters[layer].shape}; the folder is damaged")
+        return cls(layers=layers, epochs=list(described["epochs"]), filters={e: f for e, (f, _) in per_epoch.items()},
+                   maps={e: m for e, (_, m) in per_epoch.items()}, final_filters=final_filters,
+                   final_maps=final_maps, final_epoch=described.get("final_epoch"), probe=get("probe", (4,)),
+                   probe_indices=probe_meta.get("indices", ()),
+                   probe_source=probe_meta.get("source", "validation"), pool=described.get("pool", POOL),
+                   read_at=described.get("read_at") or {})
+
+
+_LAYER_NAME = Text(200, min_length=1)
+#: The checks of the snapshots' description (``featurelens.json``'s ``"snapshots"``).
+DESCRIPTION_FIELDS: dict[str, Check] = {
+    "format_version": Int(0, 10**6),
+    "epochs": ListOf(Int(0, MAX_EPOCHS), MAX_SNAPSHOT_EPOCHS + 1, hint="the epochs snapshots were taken at"),
+    "layers": ListOf(_LAYER_NAME, 4096, hint="the conv layers"),
+    "final_epoch": Nullable(Int(0, MAX_EPOCHS)),
+    "pool": Int(1, 1024),
+    "final": Bool(),
+    "read_at": lambda error, path, value: {k: _LAYER_NAME(error, f"{path}.{k}", v)
+                                           for k, v in require_object(error, path, value).items()},
+    "probe": Nullable(Object("the probe images' count, source and indices")),
+}
+PROBE_FIELDS: dict[str, Check] = {
+    "count": Int(0, MAX_SNAPSHOT_PROBE),
+    "source": Text(100),
+    "indices": ListOf(Int(0, 2**62), MAX_SNAPSHOT_PROBE),
+}
 
 
 class SnapshotRecorder:
@@ -207,21 +267,17 @@ class SnapshotRecorder:
               held_out: np.ndarray, source: str = "validation") -> SnapshotRecorder:
         """Pick the probe from ``held_out`` (normalized images) with ``config.seed``, record the model as
         initialized, and refuse (``ConfigError``) a schedule whose snapshots would exceed ``MAX_BYTES``."""
-        from featurelens.atlas.examples import measured_layer  # it imports the model module
-
         backend.require(Capability.INTROSPECT, "record training snapshots")
-        infos = backend.layers(native, input_shape)
-        layers = [info.name for info in infos if info.kind == "conv2d"]
+        read_at = conv_read_at(backend.layers(native, input_shape))
+        layers = list(read_at)
         if not layers:
             raise InputError("the model has no conv layer, so there are no filters or feature maps to snapshot; "
                              "set snapshot_every=0")
         if len(held_out) == 0:
             raise InputError("there are no images to take the snapshots' probe batch from")
-        count = min(config.snapshot_probe, len(held_out))
-        indices = np.sort(np.random.default_rng(config.seed).choice(len(held_out), count, replace=False))
+        indices = probe_indices(len(held_out), config.snapshot_probe, config.seed)
         recorder = cls(backend, layers, np.asarray(held_out)[indices], config.snapshot_schedule(),
-                       tuple(int(i) for i in indices), source,
-                       read_at={layer: measured_layer(infos, layer) for layer in layers})
+                       tuple(int(i) for i in indices), source, read_at=read_at)
         filters, maps = recorder.capture(native)
         recorder.check_bound(config, _nbytes(filters), _nbytes(maps))
         recorder.store(0, filters, maps)
@@ -248,13 +304,9 @@ class SnapshotRecorder:
         """The kernels and pooled probe maps of every conv layer of ``native`` now (float16 copies)."""
         layers = list(self.snapshots.layers)
         filters = {name: np.asarray(self.backend.filters(native, name)).astype(DTYPE) for name in layers}
-        read_at = self.snapshots.read_at
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in layers}
-        wanted = sorted({read_at.get(name, name) for name in layers})
-        for batch in self.backend.feature_maps(native, self.snapshots.probe, wanted, self.batch_size):
-            for name in layers:
-                parts[name].append(pool_maps(batch[read_at.get(name, name)], self.snapshots.pool).astype(DTYPE))
-        maps = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        read_at = {name: self.snapshots.read_at.get(name, name) for name in layers}
+        maps = read_conv_maps(self.backend, native, self.snapshots.probe, read_at, self.batch_size,
+                              lambda batch: pool_maps(batch, self.snapshots.pool).astype(DTYPE))
         return filters, maps
 
     def store(self, epoch: int, filters: dict[str, np.ndarray], maps: dict[str, np.ndarray]) -> None:

@@ -8,7 +8,9 @@ result (:class:`Gradients`), the :class:`EpochObserver` a trainer calls after ev
 training state a trainer exports and resumes from (:class:`TrainingState`, :class:`Checkpointer`,
 :func:`stream_seed`), the error a diverged run raises (:class:`TrainingDivergedError`), which process
 this is in a data-parallel run (:func:`is_main_process`, :func:`process_rank`, :func:`local_rank`,
-:func:`world_size`), the dataset entry (:class:`DatasetEntry`), the hook marker
+:func:`world_size`), the dataset entry (:class:`DatasetEntry`), experiment loggers
+(:class:`LoggerEntry`, :class:`Logger` and what it receives: :class:`RunStart`, :class:`EpochView`,
+:class:`RunEnd`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
 History it returns, the canonical weight names, and probability helpers.
@@ -21,6 +23,7 @@ from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import Panel, ReportContext, ReportFigure
 from featurelens.backends.hookspecs import hookimpl
 from featurelens.backends.layers import LayerInfo, LayerNotFoundError, unknown_layer
+from featurelens.backends.loggers import EpochView, Logger, LoggerEntry, RunEnd, RunStart
 from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Objective, Unit, checked_request
 from featurelens.backends.registry import (
     BackendStatus,
@@ -54,9 +57,10 @@ from featurelens.weights import BN_PARAMS, canonical_shapes
 __all__ = [
     "BN_PARAMS", "Backend", "BackendEntry", "BackendError", "BackendStatus", "Capability", "ChannelMean", "ClassScore",
     "ConfigError", "DataError", "DatasetEntry", "EarlyStopper", "EarlyStopping", "EpochObserver", "EpochRecord",
-    "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo", "LayerNotFoundError",
-    "LayerSpec", "ModelSpec", "Objective", "Panel", "PluginFailure", "ReduceLROnPlateau", "Registry", "ReportContext",
-    "ReportFigure", "SpecError", "TrainConfig", "Unit", "as_probabilities", "checked_request", "available_backends",
+    "EpochView", "FeaturelensError", "Gradients", "History", "InputError", "LRReducer", "LayerInfo",
+    "LayerNotFoundError", "LayerSpec", "Logger", "LoggerEntry", "ModelSpec", "Objective", "Panel", "PluginFailure",
+    "ReduceLROnPlateau", "Registry", "ReportContext", "ReportFigure", "RunEnd", "RunStart", "SpecError", "TrainConfig",
+    "Unit", "as_probabilities", "checked_request", "available_backends",
     "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities", "mode_for",
     "register_plugin", "registry", "unknown_layer", "unregister_plugin",
     "Checkpointer", "TrainingState", "TrainingDivergedError", "stream_seed",

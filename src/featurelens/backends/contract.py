@@ -295,4 +295,9 @@ class BackendEntry:
 
     def missing(self) -> list[str]:
         """The required modules that are not importable here."""
-        return [mod for mod in self.requires if importlib.util.find_spec(mod) is None]
+        return missing_modules(self.requires)
+
+
+def missing_modules(requires: Sequence[str]) -> list[str]:
+    """The modules of ``requires`` that are not importable here (nothing is imported)."""
+    return [mod for mod in requires if importlib.util.find_spec(mod) is None]

@@ -6,8 +6,8 @@ announced to featurelens through the ``featurelens`` entry-point group of its di
     [project.entry-points.featurelens]
     mybackend = "mypackage.plugin"
 
-The built-in PyTorch and Keras backends, the built-in report figures and the built-in datasets
-register through exactly this mechanism.
+The built-in PyTorch and Keras backends, the built-in report figures, datasets and experiment
+loggers register through exactly this mechanism.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from featurelens.backends.contract import BackendEntry
     from featurelens.backends.datasets import DatasetEntry
     from featurelens.backends.figures import ReportFigure
+    from featurelens.backends.loggers import LoggerEntry
     from featurelens.spec import ModelSpec
 
 PROJECT = "featurelens"
@@ -68,4 +69,18 @@ def featurelens_register_datasets(register: Callable[[DatasetEntry], None]) -> N
     :class:`featurelens.Dataset`; the name becomes usable with :func:`featurelens.load_dataset`
     and as ``--dataset NAME`` on the command line. Registration must be cheap: read nothing until
     ``load`` is called. Two datasets of one name are an error.
+    """
+
+
+@hookspec
+def featurelens_register_loggers(register: Callable[[LoggerEntry], None]) -> None:
+    """Register experiment loggers by calling ``register(LoggerEntry(...))``.
+
+    A :class:`~featurelens.backends.LoggerEntry` names a ``create`` callable returning a new
+    :class:`~featurelens.backends.Logger` for one training run, which then receives the run's
+    start, every finished epoch (its metrics and the model's first-layer filters and probe
+    feature maps, as numpy arrays) and its end. The name becomes usable as ``--log NAME`` on the
+    command line and in ``featurelens.train(..., loggers=[NAME])``. Registration must be cheap:
+    ``requires`` names the modules the logger needs and ``create`` imports them. Two loggers of
+    one name are an error.
     """

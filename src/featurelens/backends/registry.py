@@ -23,6 +23,7 @@ from featurelens.backends import hookspecs
 from featurelens.backends.contract import Backend, BackendEntry, Capability
 from featurelens.backends.datasets import DatasetEntry
 from featurelens.backends.figures import ReportFigure
+from featurelens.backends.loggers import LoggerEntry
 from featurelens.errors import BackendError
 from featurelens.spec import ModelSpec
 
@@ -52,7 +53,7 @@ class BackendStatus:
     description: str
 
 
-_Named = TypeVar("_Named", BackendEntry, ReportFigure, DatasetEntry)
+_Named = TypeVar("_Named", BackendEntry, ReportFigure, DatasetEntry, LoggerEntry)
 
 
 def _adder(store: dict[str, _Named], kind: type[_Named], what: str) -> Callable[[_Named], None]:
@@ -71,14 +72,15 @@ def _adder(store: dict[str, _Named], kind: type[_Named], what: str) -> Callable[
 
 
 class Registry:
-    """Plugins, what they registered (backends, presets, figures, datasets), their failures, loaded backends."""
+    """Plugins, what they registered (backends, presets, figures, datasets, loggers), their failures, loaded
+    backends."""
 
     def __init__(self, group: str = ENTRY_POINT_GROUP) -> None:
         self.group = group
         self._pm: pluggy.PluginManager | None = None
         self._failures: list[PluginFailure] = []
         self._collected: tuple[dict[str, BackendEntry], dict[str, Callable[[], ModelSpec]],
-                               dict[str, ReportFigure], dict[str, DatasetEntry]] | None = None
+                               dict[str, ReportFigure], dict[str, DatasetEntry], dict[str, LoggerEntry]] | None = None
         self._loaded: dict[str, Backend] = {}
 
     # -- discovery -------------------------------------------------------------------------------
@@ -109,12 +111,13 @@ class Registry:
         return pm
 
     def _collect(self) -> tuple[dict[str, BackendEntry], dict[str, Callable[[], ModelSpec]],
-                                dict[str, ReportFigure], dict[str, DatasetEntry]]:
+                                dict[str, ReportFigure], dict[str, DatasetEntry], dict[str, LoggerEntry]]:
         if self._collected is None:
             backends: dict[str, BackendEntry] = {}
             presets: dict[str, Callable[[], ModelSpec]] = {}
             figures: dict[str, ReportFigure] = {}
             datasets: dict[str, DatasetEntry] = {}
+            loggers: dict[str, LoggerEntry] = {}
 
             def add_preset(name: str, factory: Callable[[], ModelSpec]) -> None:
                 presets[name] = factory
@@ -124,10 +127,11 @@ class Registry:
             hook.featurelens_register_presets(register=add_preset)
             hook.featurelens_register_figures(register=_adder(figures, ReportFigure, "figure"))
             hook.featurelens_register_datasets(register=_adder(datasets, DatasetEntry, "dataset"))
+            hook.featurelens_register_loggers(register=_adder(loggers, LoggerEntry, "logger"))
             ordered = sorted(backends.values(), key=lambda e: (-e.priority, e.name))
             self._collected = ({e.name: e for e in ordered}, presets,
                                dict(sorted(figures.items(), key=lambda kv: (kv[1].order, kv[0]))),
-                               dict(sorted(datasets.items())))
+                               dict(sorted(datasets.items())), dict(sorted(loggers.items())))
         return self._collected
 
     @property
@@ -149,6 +153,11 @@ class Registry:
     def datasets(self) -> dict[str, DatasetEntry]:
         """Datasets registered by plugins (the built-in ones included), by name."""
         return self._collect()[3]
+
+    @property
+    def loggers(self) -> dict[str, LoggerEntry]:
+        """Experiment loggers registered by plugins (the built-in ones included), by name."""
+        return self._collect()[4]
 
     @property
     def failures(self) -> list[PluginFailure]:

@@ -7,10 +7,12 @@ its final place only once every member has been extracted.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from featurelens.errors import DataError
@@ -52,9 +54,9 @@ def extract_tar(archive: str | os.PathLike[str], dest_dir: str | os.PathLike[str
                     tar.extractall(tmp, members=members, filter="data")
                 else:  # pragma: no cover - Python < 3.10.12 without extraction filters
                     tar.extractall(tmp, members=members)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:  # a damaged stream too
             raise DataError(
-                f"{archive} is truncated or corrupted ({exc}); delete it and download it again"
+                f"{archive} is truncated or corrupted ({type(exc).__name__}: {exc}); delete it and download it again"
             ) from exc
         if not (tmp / root).is_dir():
             raise DataError(f"{archive} holds no {root}/ folder; it is not the expected dataset")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from featurelens.data.arrays import train_val_split
 from featurelens.data.dataset import Dataset
 from featurelens.errors import DataError, InputError
+from featurelens.spec import MAX_SIDE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 NAME = "image-folder"
@@ -65,10 +66,11 @@ def _classes(folder: Path) -> dict[str, list[Path]]:
     return {sub.name: _image_files(sub) for sub in _visible_dirs(folder)}
 
 
-def _check_size(size: Sequence[int], channels: int) -> tuple[int, int]:
-    if (len(size) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+def check_size(size: Sequence[int], channels: int) -> tuple[int, int]:
+    """``size`` as (height, width), each from 1 to MAX_SIDE, and ``channels`` 1 or 3, else an InputError."""
+    if (len(size) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE
                                   for v in size)):
-        raise InputError(f"size={tuple(size)!r} must be (height, width), two integers >= 1")
+        raise InputError(f"size={tuple(size)!r} must be (height, width), two integers >= 1 and <= {MAX_SIDE}")
     if channels not in (1, 3):
         raise InputError(f"channels={channels!r} must be 1 (grayscale) or 3 (RGB)")
     return int(size[0]), int(size[1])
@@ -129,7 +131,7 @@ def load_image_folder(root: str | os.PathLike[str], size: Sequence[int] = (32, 3
     two classes or a split that would be empty is a :class:`~featurelens.DataError`.
     """
     root = Path(root)
-    hw = _check_size(size, channels)
+    hw = check_size(size, channels)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder; point at a folder with one subfolder of images per class")
     split = all((root / s).is_dir() for s in SPLITS)

@@ -44,7 +44,8 @@ def integrated_gradients(model: Model, images: np.ndarray, targets: object = Non
 
     ``baseline`` is given as loaded (None: zeros in normalized space, the dataset's mean colour;
     a pixel value; one image; or one per image). ``steps`` intervals of the ``rule``
-    (``trapezoid`` or ``midpoint``). The completeness error of each image, ``|sum of attributions
+    (``trapezoid`` or ``midpoint``; the midpoint rule is Captum's ``riemann_middle``, whose path points
+    equal these exactly when ``steps`` is a power of two). The completeness error of each image, ``|sum of attributions
     - (f(x) - f(baseline))| / |f(x) - f(baseline)|``, is stored in ``completeness_error``; above
     ``tolerance`` an :class:`ExplanationWarning` suggests more steps. ``extras`` holds the signed
     ``attributions`` (N, H, W, C) in normalized space, ``values`` f(x) and ``baseline_values``.

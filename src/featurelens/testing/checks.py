@@ -181,6 +181,28 @@ def check_predict_probabilities(ctx: KitContext) -> str:
     return f"({n}, {k}) float32 rows summing to 1, equal to the reference (relative difference {diff:.1g})"
 
 
+def check_spec_options(ctx: KitContext) -> str:
+    done = []
+    for spec in fixtures.option_specs():
+        weights = fixtures.random_weights(spec, seed=13)
+        expected = reference.forward(spec, weights, ctx.images)
+        native = ctx.backend.build(spec, seed=0)
+        ctx.backend.set_weights(native, {k: v.copy() for k, v in weights.items()})
+        probs = ctx.backend.predict(native, ctx.images)
+        diff = relative_difference(probs, expected["head_softmax"])
+        expect(diff <= REFERENCE_TOLERANCE, f"{spec.name} (pooling={spec.pooling}, logit_scale={spec.logit_scale}, "
+               f"GELU): probabilities differ from the reference forward pass by {diff:.3g} (relative)")
+        if ctx.backend.supports(Capability.INTROSPECT):
+            maps = next(iter(ctx.backend.feature_maps(native, ctx.images, None, batch_size=64)))
+            expect(list(maps) == spec.layer_names(), f"{spec.name}: feature_maps(None) gave the layers {list(maps)}, "
+                   f"expected {spec.layer_names()}")
+            for name, array in maps.items():
+                gap = relative_difference(array, expected[name])
+                expect(gap <= REFERENCE_TOLERANCE, f"{spec.name}: {name} differs from the reference by {gap:.3g}")
+        done.append(spec.pooling)
+    return f"GELU, {' and '.join(done)} pooling and logit scales equal the reference"
+
+
 def check_folder_roundtrip(ctx: KitContext) -> str:
     model = SpecModel(ctx.backend, ctx.loaded(), ctx.spec, _identity(ctx), ("a", "b", "c"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -616,6 +638,8 @@ CHECKS: tuple[Check, ...] = (
     Check("build_seeded", "build(spec, seed) is reproducible and depends on the seed", None, check_build_seeded),
     Check("predict_probabilities", "predict gives float32 probability rows equal to a reference forward pass",
           None, check_predict_probabilities),
+    Check("spec_options", "specs with GELU, global max/average pooling and a logit scale predict (and give "
+          "feature maps) equal to a reference forward pass", None, check_spec_options),
     Check("folder_roundtrip", "a model folder saved and loaded by the backend predicts identically", None,
           check_folder_roundtrip),
     Check("cross_backend", "folders move to and from every other installed backend with the same predictions",

@@ -22,6 +22,17 @@ def kit_spec() -> ModelSpec:
     )
 
 
+def option_specs() -> tuple[ModelSpec, ...]:
+    """The kit spec's shape with every other option of the spec language: GELU activations, global
+    max and average pooling, and a logit scale."""
+    blocks = (ConvBlock(4, convs=2, kernel_size=3, activation="gelu"),
+              ConvBlock(6, convs=1, kernel_size=5, batch_norm=False))
+    return (ModelSpec(name="options-max", blocks=blocks, dense=(DenseBlock(8, activation="gelu"),), num_classes=3,
+                      input_shape=(12, 10, 3), pooling="global_max", logit_scale=0.25),
+            ModelSpec(name="options-avg", blocks=blocks, num_classes=3, input_shape=(12, 10, 3),
+                      pooling="global_avg", logit_scale=3.0))
+
+
 def random_weights(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
     """Canonical weights with non-trivial batch-norm statistics, scaled to keep activations O(1)."""
     rng = np.random.default_rng(seed)

@@ -5,9 +5,13 @@ Kept deliberately literal (loops over kernel offsets, no tricks) so it is easy t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from featurelens.spec import ModelSpec
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
 
 
 def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -36,12 +40,20 @@ def forward(spec: ModelSpec, weights: dict[str, np.ndarray], images: np.ndarray)
             x = (x - w[f"{name}.moving_mean"]) * scale + w[f"{name}.beta"]
         elif layer.kind == "relu":
             x = np.maximum(x, 0.0)
+        elif layer.kind == "gelu":  # the exact (erf) GELU
+            x = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
         elif layer.kind == "max_pool":
             p = o["pool_size"]
             n, h, wd, c = x.shape
             x = x[:, :h // p * p, :wd // p * p].reshape(n, h // p, p, wd // p, p, c).max(axis=(2, 4))
         elif layer.kind == "flatten":
             x = x.reshape(len(x), -1)
+        elif layer.kind == "global_max_pool":
+            x = x.max(axis=(1, 2))
+        elif layer.kind == "global_avg_pool":
+            x = x.mean(axis=(1, 2))
+        elif layer.kind == "scale":
+            x = x * o["scale"]
         elif layer.kind == "dense":
             x = x @ w[f"{name}.kernel"] + w[f"{name}.bias"]
         elif layer.kind == "softmax":

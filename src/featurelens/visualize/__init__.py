@@ -39,6 +39,7 @@ from featurelens.visualize.filters import filter_mosaic, filters_figure
 from featurelens.visualize.history import history_figure
 from featurelens.visualize.images import to_display
 from featurelens.visualize.mosaic import mosaic
+from featurelens.visualize.notice import notice_figure
 from featurelens.visualize.predictions import (
     confident_mistakes,
     confusion_figure,
@@ -56,7 +57,7 @@ __all__ = [
     "comparison_differences_figure", "comparison_feature_maps_figure", "comparison_filters_figure",
     "comparison_histories_figure",
     "confident_mistakes", "confusion_figure", "feature_map_mosaic", "feature_maps_figure",
-    "filter_mosaic", "filters_figure", "hierarchy_figure", "history_figure", "mosaic",
+    "filter_mosaic", "filters_figure", "hierarchy_figure", "history_figure", "mosaic", "notice_figure",
     "predictions_figure", "sample_indices", "samples_figure", "samples_mosaic", "strongest_channels",
     "to_display", "top_k", "topk_figure",
 ]
