@@ -97,6 +97,30 @@ def test_ignoring_early_stopping_fails_its_check():
     assert "stops after epoch 2" in message and "6 epochs" in message
 
 
+@pytest.mark.torch
+def test_forgetting_the_optimizer_state_fails_the_resume_check():
+    from featurelens_torch import train as torch_train
+
+    def fit(self, native, spec, train, validation, config, progress=True, observers=(), checkpoint=None, resume=None):
+        if resume is not None:
+            resume.arrays = {k: v for k, v in resume.arrays.items() if not k.startswith("optimizer/")}
+            resume.values["optimizer"] = {"scalars": {}, "groups": 1}
+        return torch_train.fit(native, train, validation, config, progress, observers, checkpoint, resume)
+
+    message = failures(testing.check_backend(_torch_subclass(fit=fit), only=["resume_bit_identical"]))
+    assert "resumed after epoch 1, training ended with other weights" in message["resume_bit_identical"]
+
+
+@pytest.mark.torch
+def test_training_on_through_nan_fails_its_check(monkeypatch):
+    from featurelens_torch.watch import LossWatch
+
+    monkeypatch.setattr(LossWatch, "bad", lambda self, loss: False)
+    monkeypatch.setattr(LossWatch, "flush", lambda self: False)
+    message = failures(testing.check_backend("torch", only=["nan_loss_stops_training"]))
+    assert "raised nothing; expected TrainingDivergedError" in message["nan_loss_stops_training"]
+
+
 class InferenceOnly(Backend):
     """A minimal backend: uniform probabilities, weights kept as given. No capability declared."""
 

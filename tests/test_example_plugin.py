@@ -23,7 +23,8 @@ from featurelens.testing import CHECKS
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "featurelens-numpy"
 PACKAGE = "featurelens_numpy"
-UNDECLARED = {c.name for c in CHECKS if c.capability in (Capability.TRAIN, Capability.WRAP, Capability.GRADIENTS)}
+UNDECLARED = {c.name for c in CHECKS
+              if c.capability in (Capability.TRAIN, Capability.WRAP, Capability.GRADIENTS, Capability.RESUME)}
 
 
 def _example_modules() -> list[str]:

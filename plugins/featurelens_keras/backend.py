@@ -10,21 +10,24 @@ import numpy as np
 from featurelens.backends import (
     Backend,
     Capability,
+    Checkpointer,
     EpochObserver,
     Gradients,
     History,
     LayerInfo,
     ModelSpec,
     TrainConfig,
+    TrainingState,
     as_probabilities,
 )
-from featurelens_keras import gradients, introspect, io, native, train
+from featurelens_keras import distribution, gradients, introspect, io, native, train
 from featurelens_keras.build import build_model
 
 
 class KerasBackend(Backend):
     name = "keras"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS,
+                              Capability.RESUME, Capability.DATA_PARALLEL})
 
     @property
     def keras_backend(self) -> str:
@@ -41,9 +44,18 @@ class KerasBackend(Backend):
         return build_model(spec, seed)
 
     def fit(self, native: keras.Model, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+            progress: bool = True, observers: Sequence[EpochObserver] = (), checkpoint: Checkpointer | None = None,
+            resume: TrainingState | None = None) -> History:
         return train.fit(native, train_data, validation, config, progress=progress, spec_built=spec is not None,
-                         observers=observers)
+                         observers=observers, checkpoint=checkpoint, resume=resume)
+
+    def launch_command(self, devices: int, argv: Sequence[str]) -> None:
+        """None: Keras trains on several devices within one process (:meth:`use_devices`)."""
+        return None
+
+    def use_devices(self, devices: int) -> None:
+        """``keras.distribution.DataParallel`` over the first ``devices`` devices (JAX only)."""
+        distribution.use_devices(devices)
 
     def predict(self, native: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(images) == 0:

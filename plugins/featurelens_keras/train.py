@@ -4,7 +4,12 @@ Early stopping and learning-rate reduction are ``keras.callbacks.EarlyStopping``
 ``ReduceLROnPlateau`` with the config's values (featurelens's own implementation for the other
 backends is tested to agree with them). The validation images come from the core's seeded,
 stratified split and reach Keras as ``validation_data``, so every backend validates on the same
-images. Augmentation (flips and 4-pixel shifts) runs on numpy batches in a ``PyDataset``.
+images. The training batches always come from a featurelens ``PyDataset``
+(:mod:`featurelens_keras.data`: a seeded order per epoch, flips and 4-pixel shifts when augmenting),
+so that a run resumed from a checkpoint (:mod:`featurelens_keras.state`) reads the same batches.
+A NaN or infinite training loss stops training after the batch it appeared in (Keras's
+``TerminateOnNaN`` semantics; Keras's per-batch logs are read, a host synchronisation per step on
+a GPU, as Keras's own callback does).
 
 The fast-path fields of TrainConfig map onto Keras as follows.
 
@@ -31,6 +36,7 @@ The fast-path fields of TrainConfig map onto Keras as follows.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +45,19 @@ from typing import Any
 import keras
 import numpy as np
 
-from featurelens.backends import EpochObserver, EpochRecord, History, TrainConfig, looks_like_probabilities, mode_for
+from featurelens.backends import (
+    Checkpointer,
+    EpochObserver,
+    EpochRecord,
+    History,
+    TrainConfig,
+    TrainingDivergedError,
+    TrainingState,
+    looks_like_probabilities,
+    mode_for,
+)
+from featurelens_keras import state as saved_state
+from featurelens_keras.data import EpochStreams, TrainingBatches
 
 
 def lr_factor(config: TrainConfig, iterations, steps_per_epoch: int, epochs: int):
@@ -175,34 +193,6 @@ def precision_policy(model: keras.Model, config: TrainConfig):
             layer.dtype_policy = policy
 
 
-class FlipAndShift(keras.utils.PyDataset):
-    """Shuffled batches with random horizontal flips and zero-padded shifts of up to ``pad`` pixels."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, pad: int = 4) -> None:
-        super().__init__()
-        self.x, self.y, self.batch_size, self.pad = x, y, batch_size, pad
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
-
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.x))
-
-    def __getitem__(self, index: int):
-        idx = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-        xb, n, p = self.x[idx], len(idx), self.pad
-        flip = self.rng.random(n) < 0.5
-        xb = np.where(flip[:, None, None, None], xb[:, :, ::-1], xb)
-        padded = np.pad(xb, ((0, 0), (p, p), (p, p), (0, 0)))
-        h, w = xb.shape[1:3]
-        dy, dx = self.rng.integers(0, 2 * p + 1, n), self.rng.integers(0, 2 * p + 1, n)
-        rows = (dy[:, None] + np.arange(h))[:, :, None]
-        cols = (dx[:, None] + np.arange(w))[:, None, :]
-        return padded[np.arange(n)[:, None, None], rows, cols], self.y[idx]
-
-
 class EpochRecorder(keras.callbacks.Callback):
     """Collects each epoch's metrics, learning rate and duration into a featurelens History."""
 
@@ -244,6 +234,43 @@ class ObserverCallback(keras.callbacks.Callback):
             observer(record.epoch, record, self.model)
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Raises :class:`TrainingDivergedError` after a batch whose loss (Keras's running mean of the
+    epoch's batch losses, which a NaN or infinite batch makes NaN or infinite) is not finite."""
+
+    def __init__(self, history: History) -> None:
+        super().__init__()
+        self.record = history
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.record.stop_reason = "diverged"
+            raise TrainingDivergedError(self.epoch + 1, int(batch), float(loss), lr, history=self.record)
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Hands the training state to the checkpointer after every epoch, once the other callbacks decided."""
+
+    def __init__(self, checkpoint: Checkpointer, history: History, epochs: int,
+                 stopper: keras.callbacks.EarlyStopping | None,
+                 reducer: keras.callbacks.ReduceLROnPlateau | None) -> None:
+        super().__init__()
+        self.checkpoint, self.record, self.epochs = checkpoint, history, epochs
+        self.stopper, self.reducer = stopper, reducer
+
+    def on_epoch_end(self, epoch, logs=None):
+        finished = bool(self.model.stop_training) or epoch + 1 >= self.epochs
+        if self.checkpoint.due(epoch + 1, finished):
+            self.checkpoint.save(saved_state.export(self.model, epoch + 1, finished, self.record, self.stopper,
+                                                    self.reducer))
+
+
 def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
     """Whether the model's rows are probabilities (it ends in a softmax) rather than logits."""
     return looks_like_probabilities(keras.ops.convert_to_numpy(model(x[:8], training=False)))
@@ -251,10 +278,12 @@ def outputs_probabilities(model: keras.Model, x: np.ndarray) -> bool:
 
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig, progress: bool = True,
-        spec_built: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+        spec_built: bool = True, observers: Sequence[EpochObserver] = (), checkpoint: Checkpointer | None = None,
+        resume: TrainingState | None = None) -> History:
     """Train with ``model.fit``; a user's model (``spec_built=False``) may output logits or
     probabilities, and is compiled with the matching loss (its own compile settings are replaced).
-    ``observers`` see every finished epoch."""
+    ``observers`` see every finished epoch, ``checkpoint`` saves the state after epochs, training
+    goes on from ``resume`` when given."""
     keras.utils.set_random_seed(config.seed)
     loss: Any = "sparse_categorical_crossentropy"  # spec-built models end in a softmax
     logits = False
@@ -263,35 +292,46 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
     if config.label_smoothing:
         loss = smoothed_crossentropy(config.label_smoothing, logits)
-    steps_per_epoch = -(-len(train[0]) // config.batch_size)
+    x, y = np.asarray(train[0], np.float32), np.asarray(train[1], np.int64)
+    batches = TrainingBatches(x, y, config.batch_size, config.seed, augment=config.augment,
+                              multiple=data_parallel_devices())
     jit = {"auto": "auto", "on": True, "off": False}[config.compile]
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss, metrics=["accuracy"],
-                  jit_compile=jit)
+    model.compile(optimizer=make_optimizer(config, len(batches)), loss=loss, metrics=["accuracy"], jit_compile=jit)
     es_cfg, rl_cfg = config.early_stopping, config.reduce_lr
     history = History(monitor=config.monitor(validation is not None), backend="keras", device=keras.backend.backend())
-    callbacks: list[keras.callbacks.Callback] = [EpochRecorder(history)]
+    if resume is not None:
+        history = History.from_dict({**resume.history.to_dict(), "backend": "keras", "device": history.device})
+    callbacks: list[keras.callbacks.Callback] = [EpochStreams(batches), EpochRecorder(history)]
     if config.weight_averaging and validation is not None:
         callbacks.insert(0, AveragedValidation())
     if observers:
         callbacks.append(ObserverCallback(history, observers))
-    stopper = None
+    callbacks.append(StopOnNaN(history))
+    stopper = reducer = None
     if es_cfg is not None:
         stopper = keras.callbacks.EarlyStopping(monitor=es_cfg.monitor, patience=es_cfg.patience,
                                                 min_delta=es_cfg.min_delta, mode=mode_for(es_cfg.monitor),
                                                 restore_best_weights=es_cfg.restore_best_weights)
         callbacks.append(stopper)
     if rl_cfg is not None:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        reducer = keras.callbacks.ReduceLROnPlateau(
             monitor=rl_cfg.monitor, factor=rl_cfg.factor, patience=rl_cfg.patience, min_delta=rl_cfg.min_delta,
-            cooldown=rl_cfg.cooldown, min_lr=rl_cfg.min_lr, mode=mode_for(rl_cfg.monitor)))
-    x, y = np.asarray(train[0], np.float32), np.asarray(train[1], np.int64)
-    inputs = dict(x=FlipAndShift(x, y, config.batch_size, config.seed)) if config.augment else \
-        dict(x=x, y=y, batch_size=config.batch_size, shuffle=True)
-    device = contextlib.nullcontext() if config.device == "auto" else keras.device(
+            cooldown=rl_cfg.cooldown, min_lr=rl_cfg.min_lr, mode=mode_for(rl_cfg.monitor))
+        callbacks.append(reducer)
+    epochs, initial_epoch = config.effective_epochs(), 0
+    if resume is not None:
+        saved_state.restore(model, resume)
+        callbacks.append(saved_state.CallbackRestorer(resume, stopper, reducer))
+        initial_epoch = resume.epoch
+        epochs = resume.epoch if resume.finished else max(epochs, resume.epoch)
+    if checkpoint is not None:
+        callbacks.append(CheckpointCallback(checkpoint, history, epochs, stopper, reducer))
+    spread = data_parallel_devices() > 1  # the distribution places every computation itself
+    device = contextlib.nullcontext() if config.device == "auto" or spread else keras.device(
         "cpu:0" if config.device == "cpu" else config.device.replace("cuda", "gpu"))
     try:
         with device, precision_policy(model, config):
-            model.fit(**inputs, epochs=config.effective_epochs(), validation_data=validation,
+            model.fit(batches, epochs=epochs, initial_epoch=initial_epoch, validation_data=validation, shuffle=False,
                       callbacks=callbacks, verbose=(1 if sys.stderr.isatty() else 2) if progress else 0)
     except KeyboardInterrupt:
         history.stop_reason = "interrupted"
@@ -302,3 +342,10 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
                    best_epoch=stopper.best_epoch + 1 if ran else None,
                    restored_best_weights=ran and stopper.restore_best_weights and stopper.best_weights is not None)
     return history
+
+
+def data_parallel_devices() -> int:
+    """How many devices Keras's distribution (``keras.distribution.DataParallel``) spreads a batch over; 1 without."""
+    distribution = keras.distribution.distribution() if hasattr(keras, "distribution") else None
+    mesh = getattr(distribution, "device_mesh", None)
+    return int(np.prod(mesh.shape)) if mesh is not None else 1

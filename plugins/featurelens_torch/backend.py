@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,12 +11,14 @@ import torch
 from featurelens.backends import (
     Backend,
     Capability,
+    Checkpointer,
     EpochObserver,
     Gradients,
     History,
     LayerInfo,
     ModelSpec,
     TrainConfig,
+    TrainingState,
     as_probabilities,
 )
 from featurelens_torch import gradients, introspect, io, native, train
@@ -24,7 +27,8 @@ from featurelens_torch.build import SpecNet, build_net
 
 class TorchBackend(Backend):
     name = "torch"
-    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS})
+    capabilities = frozenset({Capability.TRAIN, Capability.INTROSPECT, Capability.WRAP, Capability.GRADIENTS,
+                              Capability.RESUME, Capability.DATA_PARALLEL})
 
     def versions(self) -> dict[str, str]:
         return {"torch": torch.__version__}
@@ -33,8 +37,16 @@ class TorchBackend(Backend):
         return build_net(spec, seed)
 
     def fit(self, native: torch.nn.Module, spec: ModelSpec | None, train_data, validation, config: TrainConfig,
-            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
-        return train.fit(native, train_data, validation, config, progress=progress, observers=observers)
+            progress: bool = True, observers: Sequence[EpochObserver] = (), checkpoint: Checkpointer | None = None,
+            resume: TrainingState | None = None) -> History:
+        return train.fit(native, train_data, validation, config, progress=progress, observers=observers,
+                         checkpoint=checkpoint, resume=resume)
+
+    def launch_command(self, devices: int, argv: Sequence[str]) -> list[str]:
+        """``torchrun --standalone --nproc-per-node DEVICES -m featurelens ARGV``: one process per device of
+        this machine (NCCL on GPUs, gloo on CPUs); see :mod:`featurelens_torch.parallel`."""
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(devices),
+                "-m", "featurelens", *argv]
 
     @torch.no_grad()
     def predict(self, native: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

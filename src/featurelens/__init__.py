@@ -25,6 +25,7 @@ from featurelens.data import (
     per_class_subset,
     train_val_split,
 )
+from featurelens.distributed import is_main_process
 from featurelens.errors import (
     BackendError,
     ConfigError,
@@ -34,7 +35,9 @@ from featurelens.errors import (
     ModelFolderError,
     ModelFolderWarning,
     NonFiniteError,
+    RunFolderError,
     SpecError,
+    TrainingDivergedError,
 )
 from featurelens.evaluation import Evaluation
 from featurelens.folder_check import PartCheck, accept_folder, verify_folder
@@ -43,7 +46,7 @@ from featurelens.model import Model, SpecModel, WrappedModel, load_model
 from featurelens.normalization import Normalization
 from featurelens.presets import available_presets, get_preset
 from featurelens.spec import ConvBlock, DenseBlock, LayerSpec, ModelSpec
-from featurelens.training import build_model, fit, train
+from featurelens.training import build_model, fit, resume, train
 from featurelens.wrap import wrap
 
 __all__ = [
@@ -55,4 +58,5 @@ __all__ = [
     "available_backends", "available_datasets", "fit", "available_presets", "backend_status",
     "build_model", "get_backend", "get_preset", "load_cifar10", "load_dataset", "load_image_folder",
     "load_model", "per_class_subset", "register_plugin", "train", "train_val_split", "wrap",
+    "RunFolderError", "TrainingDivergedError", "is_main_process", "resume",
 ]

@@ -57,9 +57,9 @@ def write_json(target: str | os.PathLike[str], obj: Any) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-#: Files that mark a folder as featurelens's output (a model folder, a report, explanations, an atlas):
-#: only such a folder, or an empty one, is replaced by :func:`atomic_dir`.
-OUTPUT_MARKERS = ("featurelens.json", "index.html", "summary.json")
+#: Files that mark a folder as featurelens's output (a model folder, a report, explanations, an atlas,
+#: a training run folder): only such a folder, or an empty one, is replaced by :func:`atomic_dir`.
+OUTPUT_MARKERS = ("featurelens.json", "index.html", "summary.json", "run.json")
 
 
 def _check_replaceable(target: Path) -> None:

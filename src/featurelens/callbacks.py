@@ -21,6 +21,7 @@ uses Keras's own callbacks, and the tests check both agree.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +48,19 @@ class _Monitor:
             return value + self.min_delta < reference
         return value - self.min_delta > reference
 
+    _STATE: tuple[str, ...] = ("best",)
+
+    def state(self) -> dict[str, Any]:
+        """The decision state as JSON-able values (for checkpoints); :meth:`load_state` puts it back."""
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        missing = [name for name in self._STATE if name not in state]
+        if missing:
+            raise ConfigError(f"the saved {type(self).__name__} state lacks {missing}; it cannot be resumed")
+        for name in self._STATE:
+            setattr(self, name, state[name])
+
     def value(self, metrics: dict[str, float]) -> float:
         if self.monitor not in metrics:
             raise ConfigError(f"{self.monitor!r} is monitored but is not among the epoch metrics {sorted(metrics)}; "
@@ -57,6 +71,8 @@ class _Monitor:
 
 class EarlyStopper(_Monitor):
     """Decides after each epoch whether to stop and which epoch's weights are best."""
+
+    _STATE = ("best", "wait", "best_epoch", "stopped_epoch")
 
     def __init__(self, config: EarlyStopping) -> None:
         super().__init__(config.monitor, config.min_delta)
@@ -85,6 +101,8 @@ class EarlyStopper(_Monitor):
 
 class LRReducer(_Monitor):
     """Decides after each epoch whether and how far to lower the learning rate."""
+
+    _STATE = ("best", "wait", "cooldown_counter")
 
     def __init__(self, config: ReduceLROnPlateau) -> None:
         super().__init__(config.monitor, config.min_delta)

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, cli_logs, testing
+from featurelens import cli_atlas, cli_data, cli_explain, cli_explore, cli_logs, cli_run, distributed, testing
 from featurelens._version import __version__
 from featurelens.backends.registry import get_backend, registry
+from featurelens.checkpoint import check_new_run_folder, open_run
 from featurelens.checks import parse_json
 from featurelens.compare import check_comparable, feature_map_differences
 from featurelens.config import DEVICES, MAX_EPOCHS, OPTIMIZERS, EarlyStopping, ReduceLROnPlateau, TrainConfig
@@ -27,11 +28,11 @@ from featurelens.data import available_datasets
 from featurelens.data.dataset import Dataset
 from featurelens.errors import BackendError, ConfigError, FeaturelensError, InputError, SpecError
 from featurelens.folder_check import accept_folder, verify_folder
-from featurelens.model import load_model
+from featurelens.model import Model, load_model
 from featurelens.modeldir import EVALUATION_FILE, SNAPSHOTS_FILE, read_metadata, write_evaluation
 from featurelens.presets import adapt_spec, available_presets, get_preset, recipe_config
 from featurelens.spec import ModelSpec
-from featurelens.training import train
+from featurelens.training import resume, train
 
 DEMO_TRAIN_PER_CLASS = 1000
 DEMO_EPOCHS = 10
@@ -119,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every N epochs, record the conv filters and the feature maps of a fixed probe batch "
                         "in the model folder (snapshots.safetensors), to see how they formed; 0: never")
     _add_data_args(p)
-    p.add_argument("--out", type=Path, default=None, help="model folder to write (default runs/<spec>-<backend>)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--out", type=Path, default=None, help="the run folder: checkpoints while training, the model "
+                   "folder at the end (default runs/<spec>-<backend>)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (a model or an unfinished run)")
+    cli_run.add_run_args(p)
 
     p = sub.add_parser("evaluate", help="test accuracy, loss and per-class accuracy of a model folder")
     p.add_argument("model_dir", type=Path)
@@ -213,7 +216,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
                                                 "validation_split", "augment", "seed", "device",
                                                 "label_smoothing", "lr_schedule", "warmup_epochs",
                                                 "weight_averaging", "precision", "compile")}
-    config = config.replace(**{k: v for k, v in flat.items() if v is not None})
+    config = config.replace(**{k: v for k, v in flat.items() if v is not None}, **cli_run.config_changes(args))
     es, rl = config.early_stopping, config.reduce_lr
     if args.no_early_stopping:
         es = None
@@ -278,7 +281,15 @@ def _cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(*lines: str) -> None:
+    """Print on the main process only (every process of a data-parallel run runs the command)."""
+    if distributed.is_main_process():
+        print(*lines, sep="\n")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return _cmd_resume(args)
     spec = _load_spec(args)
     config = _train_config(args)
     if args.snapshot_every is not None:
@@ -286,20 +297,63 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cli_data.resolve(args)  # bad data flags fail before a backend is loaded
     backend = get_backend(args.backend)
     out = args.out or Path("runs") / f"{spec.name}-{backend.name}"
-    if out.exists() and not args.overwrite:
-        raise FeaturelensError(f"{out} already exists; pass --overwrite or choose another --out")
+    if distributed.is_main_process():
+        check_new_run_folder(out, args.overwrite)
     log_dir = cli_logs.log_dir(args, out)
+    devices = cli_run.devices_for(args)
+    launched = cli_run.launch(backend, devices, args.argv)
+    if launched is not None:
+        return cli_run.launched(launched, out)
     data, choice = _load_data(args, args.train_per_class)
     spec = _fit_to_data(spec, data, args)
-    print(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
-          f"images of {cli_data.describe(data)} with the {backend.name} backend, up to "
-          f"{config.effective_epochs()} epochs")
+    _say(f"Training {spec.name} ({spec.parameter_count():,} parameters) on {len(data.train_labels):,} "
+         f"images of {cli_data.describe(data)} with the {backend.name} backend{_on(devices)}, up to "
+         f"{config.effective_epochs()} epochs; run folder {out}")
+    info = {cli_data.RECORD_KEY: choice.record(), "train_per_class": args.train_per_class, "devices": devices}
     model = train(spec, data.train_images, data.train_labels, config, backend=backend,
-                  class_names=data.class_names, progress=not args.no_progress, loggers=args.log or (), log_dir=log_dir)
+                  class_names=data.class_names, progress=not args.no_progress, run_dir=out,
+                  overwrite=args.overwrite, run_info=info, loggers=args.log or (), log_dir=log_dir)
+    return _trained(model, out, data, args, log_dir)
+
+
+def _on(devices: int) -> str:
+    processes = distributed.world_size()
+    return f" on {processes} processes" if processes > 1 else f" on {devices} devices" if devices > 1 else ""
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    cli_run.check_resume_flags(args)
+    run = open_run(args.resume)
+    if args.backend is not None and args.backend != run.backend:
+        raise FeaturelensError(f"{args.resume} was trained with the {run.backend} backend, whose checkpoints only it "
+                               f"can continue; drop --backend {args.backend}")
+    backend = get_backend(run.backend)
+    # the resumed epochs' logs go beside the first part's (<run>-logs), whose files a logger would replace:
+    # <run>-from-0007-logs when resuming from epoch 7's checkpoint
+    after = (run.current or "checkpoint-0000").removeprefix("checkpoint-")
+    log_dir = cli_logs.log_dir(args, Path(args.resume).with_name(f"{Path(args.resume).resolve().name}-from-{after}"))
+    devices = cli_run.devices_for(args, run)
+    launched = cli_run.launch(backend, devices, args.argv)
+    if launched is not None:
+        return cli_run.launched(launched, Path(args.resume))
+    per_class = run.info.get("train_per_class")
+    choice = cli_data.resolve(args, run.info.get(cli_data.RECORD_KEY) or {})
+    data = cli_data.load(args, choice, per_class if isinstance(per_class, int) else None)
+    _say(f"Resuming {run.describe()}: {run.spec.name} on {len(data.train_labels):,} images of "
+         f"{cli_data.describe(data)} with the {backend.name} backend{_on(devices)}")
+    model = resume(args.resume, data.train_images, data.train_labels, backend=backend,
+                   progress=not args.no_progress, loggers=args.log or (), log_dir=log_dir)
+    return _trained(model, Path(args.resume), data, args, log_dir)
+
+
+def _trained(model: Model, out: Path, data: Dataset, args: argparse.Namespace, log_dir: Path | None) -> int:
+    """The end of ``train``: say how it went, evaluate on the test set (main process only)."""
     assert model.history is not None  # train() always sets it
+    if not distributed.is_main_process():
+        return 0
     print(model.history.describe())
-    model.train_config = {**(model.train_config or {}), cli_data.RECORD_KEY: choice.record()}
-    model.save(out, overwrite=args.overwrite)
+    if model.history.stop_reason == "interrupted":
+        return cli_run.interrupted(out)
     evaluation = model.evaluate(data.test_images, data.test_labels)
     write_evaluation(out, evaluation.to_dict())
     print(evaluation.describe())
@@ -458,16 +512,23 @@ COMMANDS = {"backends": _cmd_backends, "datasets": _cmd_datasets, "loggers": cli
             "compare": _cmd_compare, "demo": _cmd_demo}
 
 
+def _process() -> str:
+    """Which process speaks, in a data-parallel run's other processes."""
+    return "" if distributed.is_main_process() else f" (process {distributed.process_rank()})"
+
+
 def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line, for the processes --devices launches
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
              line: str | None = None) -> None:  # a warning is one line too, not a source excerpt
-        print(f"featurelens {args.command}: warning: {_one_line(str(message))}", file=sys.stderr)
+        print(f"featurelens {args.command}{_process()}: warning: {_one_line(str(message))}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
@@ -478,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (FeaturelensError, OSError, MemoryError) as exc:  # bad input, a file system's refusal, too big
         what = str(exc) if isinstance(exc, FeaturelensError) else f"{type(exc).__name__}: {exc}"
-        print(f"featurelens {args.command}: error: {_one_line(what)}", file=sys.stderr)
+        print(f"featurelens {args.command}{_process()}: error: {_one_line(what)}", file=sys.stderr)
         if args.traceback:
             raise
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from featurelens import distributed
 from featurelens.backends.registry import registry
 from featurelens.errors import FeaturelensError
 from featurelens.loggers.session import available_loggers, logger_entry
@@ -32,7 +33,8 @@ def log_dir(args: argparse.Namespace, out: Path) -> Path | None:
     for name in args.log:
         logger_entry(name)
     folder: Path = args.log_dir or out.parent / f"{out.name or out.resolve().name}-logs"
-    if folder.is_dir() and any(folder.iterdir()) and not args.overwrite:
+    # only the main process writes logs, and checks: the others may start after it has begun them
+    if distributed.is_main_process() and folder.is_dir() and any(folder.iterdir()) and not args.overwrite:
         raise FeaturelensError(f"the log folder {folder} already holds logs; pass --overwrite to replace them or "
                                "choose another --log-dir")
     return folder

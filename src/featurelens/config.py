@@ -122,6 +122,9 @@ TRAIN_FIELDS: dict[str, Check] = {
     "weight_averaging": Number(0, 1, "the decay per step, e.g. 0.99; 0 turns it off", high_open=True),
     "precision": OneOf(PRECISIONS),
     "compile": OneOf(COMPILE_MODES),
+    "checkpoint_every": _EPOCH_COUNT,
+    "sync_batchnorm": Bool(),
+    "divergence_factor": Number(0, 1e6, "0 turns it off; otherwise >= 1, e.g. 3"),
 }
 
 
@@ -163,6 +166,13 @@ class TrainConfig:
     precision: str = "auto"
     #: Compile and graph-capture the training step: ``auto`` on CUDA, off on the CPU.
     compile: str = "auto"
+    #: With a run folder, write a checkpoint every this many epochs (0: none; resuming then restarts).
+    checkpoint_every: int = 1
+    #: Data-parallel training (torchrun): batch-norm statistics over the global batch, not each process's.
+    sync_batchnorm: bool = False
+    #: Stop as diverged when an epoch's mean training loss exceeds this many times the loss of guessing
+    #: uniformly, ln(classes) (0: off; NaN or infinite losses always stop training).
+    divergence_factor: float = 3.0
 
     def __post_init__(self) -> None:
         if isinstance(self.snapshot_epochs, (set, frozenset, range)):  # any collection of epochs will do
@@ -173,6 +183,8 @@ class TrainConfig:
         object.__setattr__(self, "snapshot_epochs", tuple(sorted(set(self.snapshot_epochs))))
         if self.warmup_epochs and self.lr_schedule == "constant":
             _bad("warmup_epochs", self.warmup_epochs, "a warm-up needs lr_schedule warmup_linear or warmup_cosine")
+        if 0 < self.divergence_factor < 1:
+            _bad("divergence_factor", self.divergence_factor, "must be 0 (off) or >= 1: a fresh model's loss is 1x")
         needs_val = [c.monitor for c in (self.early_stopping, self.reduce_lr)
                      if c is not None and c.monitor.startswith("val_")]
         if needs_val and self.validation_split == 0:

@@ -34,6 +34,7 @@ STOP_REASONS = {
     "early_stopping": "the monitored metric stopped improving (early stopping)",
     "max_epochs": "the epoch limit was reached",
     "interrupted": "training was interrupted (Ctrl-C)",
+    "diverged": "the training loss became NaN, infinite or exploded (see TrainingDivergedError)",
 }
 
 

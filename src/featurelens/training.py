@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,16 +21,19 @@ import numpy as np
 
 from featurelens.backends.contract import Backend, Capability, EpochObserver
 from featurelens.backends.registry import get_backend, registry
+from featurelens.backends.state import TrainingState
+from featurelens.checkpoint import Run, describe_stop, open_run, start_run
 from featurelens.config import TrainConfig
 from featurelens.data.arrays import train_val_split
-from featurelens.errors import BackendError, InputError
+from featurelens.divergence import DivergenceGuard
+from featurelens.errors import BackendError, InputError, TrainingDivergedError
 from featurelens.history import History
 from featurelens.model import Model, SpecModel, WrappedModel
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from featurelens.atlas.snapshots import SnapshotRecorder
+    from featurelens.atlas.snapshots import SnapshotRecorder, Snapshots
     from featurelens.loggers.session import LoggerLike, LoggerSession
 
 
@@ -87,45 +90,72 @@ def _check_averaging(config: TrainConfig, train_images: int) -> None:
                       stacklevel=4)
 
 
-def _takes_observers(backend: Backend) -> bool:
+def _takes(backend: Backend, parameter: str) -> bool:
+    """Whether the backend's ``fit`` takes ``parameter`` (or ``**kwargs``)."""
     try:
         params = inspect.signature(backend.fit).parameters.values()
     except (TypeError, ValueError):  # no signature to read: let the call decide
         return True
-    return any(p.name == "observers" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    return any(p.name == parameter or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _fit(backend: Backend, model: Model, spec: ModelSpec | None, split: _Split, config: TrainConfig,
-         progress: bool, observers: Sequence[EpochObserver], loggers: Sequence[LoggerLike] = (),
+         progress: bool, observers: Sequence[EpochObserver], num_classes: int, run: Run | None = None,
+         resume: tuple[TrainingState | None, Snapshots | None] = (None, None), loggers: Sequence[LoggerLike] = (),
          log_dir: str | os.PathLike[str] | None = None) -> None:
-    """Run the backend's trainer with the snapshot recorder (if configured), ``observers`` and
-    ``loggers``; set the model's ``history``, ``snapshots`` and ``train_config``."""
+    """Run the backend's trainer with the divergence guard, the snapshot recorder (if configured),
+    ``observers``, ``loggers`` and the run folder's checkpoints; set the model's ``history``,
+    ``snapshots`` and ``train_config``. A diverged run raises :class:`TrainingDivergedError` saying
+    where the last good checkpoint is."""
     observers = list(observers)
-    if (observers or config.snapshots or loggers) and not _takes_observers(backend):
+    if (observers or config.snapshots or loggers) and not _takes(backend, "observers"):
         what = "record training snapshots" if config.snapshots else "call epoch observers"
         raise BackendError(f"the {backend.name!r} backend cannot {what}: its fit() takes no observers= "
                            "(see featurelens.backends.Backend.fit); update the backend, or train without "
                            + ("snapshot_every/snapshot_epochs" if config.snapshots else "observers"))
-    _check_averaging(config, len(split.train[1]))
+    state, saved_snapshots = resume
+    if state is None:
+        _check_averaging(config, len(split.train[1]))
     recorder = _recorder(backend, model, config, split) if config.snapshots else None
     if recorder is not None:
+        if saved_snapshots is not None:
+            recorder.snapshots = saved_snapshots
         observers.insert(0, recorder)
+    guard = DivergenceGuard(config, num_classes, state.history if state is not None else None)
+    if _takes(backend, "observers"):
+        observers.insert(0, guard)
     logs = _logger_session(backend, model, spec, split, config, loggers, log_dir) if loggers else None
     if logs is not None:
         observers.append(logs)
-    extra = {"observers": observers} if observers else {}
+    extra: dict[str, Any] = {"observers": observers} if observers else {}
+    checkpointer = run.checkpointer(config.checkpoint_every) if run is not None else None
+    if checkpointer is not None:
+        checkpointer.snapshots = recorder.snapshots if recorder is not None else None
+        extra["checkpoint"] = checkpointer
+    if state is not None:
+        extra["resume"] = state
     try:
         history = backend.fit(model.native, spec, split.train, split.validation, config, progress=progress, **extra)
+        if guard not in observers:  # a backend without observers: check its History afterwards
+            for record in history.epochs[len(guard.history.epochs):]:
+                guard(record.epoch, record, model.native)
     except BaseException as exc:
         if logs is not None:
             logs.end(error=f"{type(exc).__name__}: {exc}")
-        raise
+        if not isinstance(exc, TrainingDivergedError):
+            raise
+        if isinstance(exc.history, History):
+            exc.history.stop_reason = "diverged"
+        if run is None:
+            raise
+        run.mark("diverged", diverged_at={"epoch": exc.epoch, "batch": exc.batch, "loss": repr(exc.loss)})
+        raise exc.with_checkpoint(describe_stop(run)) from None
     if logs is not None:
         logs.end(history)
     model.history = history
     if recorder is not None:
         model.snapshots = recorder.finish(model.native, _returned_epoch(history))
-    model.train_config = config.to_dict()
+    model.train_config = {**config.to_dict(), **(run.info if run is not None else {})}
 
 
 def _recorder(backend: Backend, model: Model, config: TrainConfig, split: _Split) -> SnapshotRecorder:
@@ -159,7 +189,8 @@ def _returned_epoch(history: History) -> int | None:
 def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
           config: TrainConfig | None = None, *, backend: str | Backend | None = None,
           class_names: Sequence[str] | None = None, progress: bool = True,
-          observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+          observers: Sequence[EpochObserver] = (), run_dir: str | os.PathLike[str] | None = None,
+          overwrite: bool = False, run_info: Mapping[str, Any] | None = None, loggers: Sequence[LoggerLike] = (),
           log_dir: str | os.PathLike[str] | None = None) -> SpecModel:
     """Train ``spec`` on images as loaded (N, H, W, C) and integer labels.
 
@@ -167,6 +198,14 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     :class:`~featurelens.backends.EpochObserver`). With ``config.snapshot_every`` or
     ``config.snapshot_epochs`` the model's ``snapshots`` record how its filters and feature maps
     formed (:mod:`featurelens.atlas.snapshots`); ``save`` stores them in the folder.
+
+    With ``run_dir`` (a folder that does not exist yet, or ``overwrite``), training writes
+    a checkpoint there every ``config.checkpoint_every`` epochs (:mod:`featurelens.checkpoint`) and,
+    when it ends, the finished model folder in its place; :func:`resume` continues an interrupted
+    run. ``run_info`` (JSON-able) is kept in the run and in the model's ``train_config``. A run
+    stopped by Ctrl-C returns the model (``history.stop_reason == "interrupted"``) and leaves the
+    folder an unfinished run, to resume. A loss that becomes NaN or infinite, or explodes, raises
+    :class:`~featurelens.TrainingDivergedError` and saves nothing.
 
     ``loggers`` write experiment logs while it trains: registered names (``"tensorboard"``,
     ``"csv"``, ``"jsonl"``, a plugin's; :func:`featurelens.loggers.available_loggers`) or
@@ -181,8 +220,52 @@ def train(spec: ModelSpec, images: np.ndarray, labels: np.ndarray,
     model = build_model(spec, identity, names, chosen, seed=config.seed)
     split = _split(model, images, labels, config, spec.num_classes, None)
     model.normalization = split.normalization
-    _fit(chosen, model, spec, split, config, progress, observers, loggers, log_dir)
+    run = None
+    if run_dir is not None:
+        chosen.require(Capability.RESUME, "checkpoint training in a run folder")
+        run = start_run(run_dir, overwrite=overwrite, backend=chosen, spec=spec, config=config, class_names=names,
+                        normalization=split.normalization, images=images, labels=labels, info=run_info)
+    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run, loggers=loggers,
+         log_dir=log_dir)
+    _finish_run(model, run)
     return model
+
+
+def resume(run_dir: str | os.PathLike[str], images: np.ndarray, labels: np.ndarray, *,
+           backend: str | Backend | None = None, progress: bool = True,
+           observers: Sequence[EpochObserver] = (), loggers: Sequence[LoggerLike] = (),
+           log_dir: str | os.PathLike[str] | None = None) -> SpecModel:
+    """Continue the interrupted run in ``run_dir`` from its last checkpoint, on the same data.
+
+    ``images`` and ``labels`` must be those :func:`train` was given (their fingerprint is checked);
+    spec, config, class names and normalization come from the run. On the CPU the result is
+    bit-identical to an uninterrupted run (timings aside). A folder that is not a run, a finished
+    model, other data or another backend raise a clear :class:`~featurelens.FeaturelensError`.
+    ``loggers`` and ``log_dir`` as for :func:`train` (the resumed epochs are logged).
+    """
+    run = open_run(run_dir)
+    chosen = _resolve_backend(backend if backend is not None else run.backend)
+    chosen.require(Capability.RESUME, "resume training")
+    spec, config = run.spec, run.config
+    saved = run.load_state(chosen)
+    run.check_data(images, labels)
+    model = build_model(spec, run.normalization, run.class_names, chosen, seed=config.seed)
+    split = _split(model, images, labels, config, spec.num_classes, run.normalization)
+    _fit(chosen, model, spec, split, config, progress, observers, spec.num_classes, run, saved, loggers=loggers,
+         log_dir=log_dir)
+    _finish_run(model, run)
+    return model
+
+
+def _finish_run(model: SpecModel, run: Run | None) -> None:
+    """Replace the run folder by the finished model folder (main process), unless training was interrupted."""
+    if run is None or not run.writer:
+        return
+    assert model.history is not None  # _fit sets it
+    if model.history.stop_reason == "interrupted":
+        run.mark("interrupted")
+        return
+    model.save(run.path, overwrite=True)
 
 
 def _probe(backend: Backend, native: Any, image: np.ndarray) -> int:
@@ -238,5 +321,5 @@ def fit(native: Any, images: np.ndarray, labels: np.ndarray, config: TrainConfig
     given = normalization if isinstance(normalization, Normalization) else (identity if normalization is None else None)
     split = _split(model, images, labels, config, num_classes, given)
     model.normalization = split.normalization
-    _fit(chosen, model, None, split, config, progress, observers, loggers, log_dir)
+    _fit(chosen, model, None, split, config, progress, observers, num_classes, loggers=loggers, log_dir=log_dir)
     return model

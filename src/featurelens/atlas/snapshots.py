@@ -32,7 +32,7 @@ import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
-from featurelens.checks import Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
+from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
 from featurelens.config import MAX_EPOCHS, MAX_SNAPSHOT_EPOCHS, MAX_SNAPSHOT_PROBE, TrainConfig
 from featurelens.errors import ConfigError, InputError, ModelFolderError
 from featurelens.history import EpochRecord
@@ -158,7 +158,8 @@ class Snapshots:
         out: dict[str, np.ndarray] = {"probe": np.ascontiguousarray(self.probe, np.float32)}
         tags: list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]] = [
             (str(e), self.filters[e], self.maps[e]) for e in self.epochs]
-        tags.append((FINAL, self.final_filters, self.final_maps))
+        if self.final_filters:  # absent while training goes on (checkpoints)
+            tags.append((FINAL, self.final_filters, self.final_maps))
         for tag, filters, maps in tags:
             for layer in self.layers:
                 out[f"filters/{tag}/{layer}"] = np.ascontiguousarray(filters[layer], DTYPE)
@@ -168,6 +169,7 @@ class Snapshots:
     def metadata(self) -> dict[str, Any]:
         """The JSON description stored beside the arrays (``featurelens.json``'s ``"snapshots"``)."""
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "epochs": list(self.epochs),
+                "final": bool(self.final_filters),
                 "layers": list(self.layers), "final_epoch": self.final_epoch, "pool": self.pool,
                 "dtype": np.dtype(DTYPE).name, "bytes": self.nbytes, "read_at": dict(self.read_at),
                 "probe": {"count": int(len(self.probe)), "source": self.probe_source,
@@ -209,10 +211,10 @@ class Snapshots:
                     {layer: get(f"maps/{tag}/{layer}", (2, 4)) for layer in layers})
 
         per_epoch = {e: tagged(str(e)) for e in described["epochs"]}
-        final_filters, final_maps = tagged(FINAL)
+        final_filters, final_maps = tagged(FINAL) if described.get("final", True) else ({}, {})
         for epoch, (filters, _) in per_epoch.items():
             for layer, kernels in filters.items():
-                if kernels.shape != final_filters[layer].shape:
+                if final_filters and kernels.shape != final_filters[layer].shape:
                     raise ModelFolderError(f"{where}: the kernels of {layer} at epoch {epoch} are {kernels.shape}, the "
                                            f"final ones {final_filters[layer].shape}; the folder is damaged")
         return cls(layers=layers, epochs=list(described["epochs"]), filters={e: f for e, (f, _) in per_epoch.items()},
@@ -231,6 +233,7 @@ DESCRIPTION_FIELDS: dict[str, Check] = {
     "layers": ListOf(_LAYER_NAME, 4096, hint="the conv layers"),
     "final_epoch": Nullable(Int(0, MAX_EPOCHS)),
     "pool": Int(1, 1024),
+    "final": Bool(),
     "read_at": lambda error, path, value: {k: _LAYER_NAME(error, f"{path}.{k}", v)
                                            for k, v in require_object(error, path, value).items()},
     "probe": Nullable(Object("the probe images' count, source and indices")),

@@ -4,9 +4,13 @@ A plugin imports ``featurelens`` and ``featurelens.backends`` and nothing else o
 the built-in PyTorch and Keras backends are held to that by a test. Here are the contract
 (:class:`Backend`, :class:`Capability`, :class:`BackendEntry`, :class:`LayerInfo`), the objectives
 of :meth:`Backend.value_and_grad` (:class:`ClassScore`, :class:`ChannelMean`, :class:`Unit`) and its
-result (:class:`Gradients`), the :class:`EpochObserver` a trainer calls after every epoch, the dataset
-entry (:class:`DatasetEntry`), experiment loggers (:class:`LoggerEntry`, :class:`Logger` and what it
-receives: :class:`RunStart`, :class:`EpochView`, :class:`RunEnd`), the hook marker
+result (:class:`Gradients`), the :class:`EpochObserver` a trainer calls after every epoch, the
+training state a trainer exports and resumes from (:class:`TrainingState`, :class:`Checkpointer`,
+:func:`stream_seed`), the error a diverged run raises (:class:`TrainingDivergedError`), which process
+this is in a data-parallel run (:func:`is_main_process`, :func:`process_rank`, :func:`local_rank`,
+:func:`world_size`), the dataset entry (:class:`DatasetEntry`), experiment loggers
+(:class:`LoggerEntry`, :class:`Logger` and what it receives: :class:`RunStart`, :class:`EpochView`,
+:class:`RunEnd`), the hook marker
 and the :data:`registry`, and the parts of the core a backend needs: the spec it builds, the
 training config it follows, the Keras-exact early-stopping and LR-reduction state machines, the
 History it returns, the canonical weight names, and probability helpers.
@@ -32,9 +36,19 @@ from featurelens.backends.registry import (
     registry,
     unregister_plugin,
 )
+from featurelens.backends.state import Checkpointer, TrainingState, stream_seed
 from featurelens.callbacks import EarlyStopper, LRReducer, mode_for
 from featurelens.config import EarlyStopping, ReduceLROnPlateau, TrainConfig
-from featurelens.errors import BackendError, ConfigError, DataError, FeaturelensError, InputError, SpecError
+from featurelens.distributed import is_main_process, local_rank, process_rank, world_size
+from featurelens.errors import (
+    BackendError,
+    ConfigError,
+    DataError,
+    FeaturelensError,
+    InputError,
+    SpecError,
+    TrainingDivergedError,
+)
 from featurelens.evaluation import as_probabilities, looks_like_probabilities
 from featurelens.history import EpochRecord, History
 from featurelens.spec import LayerSpec, ModelSpec
@@ -49,4 +63,6 @@ __all__ = [
     "Unit", "as_probabilities", "checked_request", "available_backends",
     "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities", "mode_for",
     "register_plugin", "registry", "unknown_layer", "unregister_plugin",
+    "Checkpointer", "TrainingState", "TrainingDivergedError", "stream_seed",
+    "is_main_process", "local_rank", "process_rank", "world_size",
 ]

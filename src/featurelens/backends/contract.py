@@ -11,8 +11,11 @@ Every backend implements the core methods. What else it can do it declares in
 what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT` (``layers``,
 ``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts`` and the
 native-weights methods: models users built with the framework) and :attr:`Capability.GRADIENTS`
-(``value_and_grad``: gradients of declarative objectives, for attribution methods). A backend with
-both ``TRAIN`` and ``WRAP`` trains users' own models too: ``fit`` then receives ``spec=None``.
+(``value_and_grad``: gradients of declarative objectives, for attribution methods) and
+:attr:`Capability.RESUME` (``fit`` exports its training state for checkpoints and continues from
+one) and :attr:`Capability.DATA_PARALLEL` (``launch_command``, ``use_devices``: training over several
+devices, ``featurelens train --devices N``). A backend with both ``TRAIN`` and ``WRAP`` trains users'
+own models too: ``fit`` then receives ``spec=None``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from featurelens.errors import BackendError
 
 if TYPE_CHECKING:
     from featurelens.backends.objectives import Gradients, Objective
+    from featurelens.backends.state import Checkpointer, TrainingState
     from featurelens.config import TrainConfig
     from featurelens.history import EpochRecord, History
     from featurelens.spec import ModelSpec
@@ -47,6 +51,11 @@ class Capability(str, enum.Enum):
     """``accepts``: inspecting models users built with the framework (:func:`featurelens.wrap`)."""
     GRADIENTS = "gradients"
     """``value_and_grad``: objective values and their gradients w.r.t. the input and a layer."""
+    RESUME = "resume"
+    """``fit(..., checkpoint=, resume=)``: export the training state after epochs and continue from one,
+    bit-identically on the CPU (:mod:`featurelens.backends.state`)."""
+    DATA_PARALLEL = "data_parallel"
+    """``launch_command`` / ``use_devices``: training data-parallel over several devices."""
 
     def __str__(self) -> str:
         return self.value
@@ -117,7 +126,8 @@ class Backend(abc.ABC):
 
     def fit(self, native: Any, spec: ModelSpec | None, train: tuple[np.ndarray, np.ndarray],
             validation: tuple[np.ndarray, np.ndarray] | None, config: TrainConfig,
-            progress: bool = True, observers: Sequence[EpochObserver] = ()) -> History:
+            progress: bool = True, observers: Sequence[EpochObserver] = (),
+            checkpoint: Checkpointer | None = None, resume: TrainingState | None = None) -> History:
         """Train in place following ``config`` (early stopping, LR reduction, ...).
 
         ``spec`` is None for a model the user built (backends that also declare
@@ -133,8 +143,43 @@ class Backend(abc.ABC):
         with the weights of that epoch, before early stopping restores any. An observer's exception
         ends training and propagates. The core passes ``observers`` only when there are some, so a
         backend that does not take the parameter still trains without them.
+
+        A training loss that is NaN or infinite stops training at once (Keras's ``TerminateOnNaN``:
+        checked after every batch) by raising :class:`~featurelens.backends.TrainingDivergedError`
+        with the epoch, the batch, the loss and the learning rate; a backend that checks only every
+        few batches (to spare a GPU host synchronisation) documents it. The core adds a check of
+        every epoch's mean loss (``config.divergence_factor``).
+
+        With :attr:`Capability.RESUME`: after every completed epoch, once the observers ran and the
+        callbacks decided, ask ``checkpoint.due(epoch, finished)`` and when it is true call
+        ``checkpoint.save`` with the exported :class:`~featurelens.backends.TrainingState`. Given
+        ``resume`` (a state this backend exported, with the same config and data), load it into the
+        freshly built ``native`` and its optimizer and go on with epoch ``resume.epoch + 1``, appending
+        to ``resume.history``; a ``finished`` state trains no epoch and only ends training as the
+        uninterrupted run did. On the CPU the result must be bit-identical to the uninterrupted run
+        (timings aside); the conformance kit checks it. Both are passed only when used.
         """
         raise NotImplementedError(f"the {self.name!r} backend does not train")
+
+    # -- Capability.DATA_PARALLEL ------------------------------------------------------------------
+
+    def launch_command(self, devices: int, argv: Sequence[str]) -> list[str] | None:
+        """How ``featurelens ARGV`` trains on ``devices`` devices of this machine.
+
+        Either the command line that starts one process per device, each running ``featurelens`` with
+        ``argv`` and knowing its place from the environment (:func:`featurelens.backends.process_rank`;
+        the torch backend returns a ``torchrun`` command), which the CLI runs, forwarding signals and
+        the exit status; or None when this backend trains on several devices within one process, after
+        :meth:`use_devices`. In each process ``fit`` averages gradients over the processes, all-reduces
+        the metrics so that every process takes the same early-stopping and LR decisions, and only the
+        main process (:func:`featurelens.backends.is_main_process`) saves checkpoints.
+        """
+        raise NotImplementedError(f"the {self.name!r} backend does not train on several devices")
+
+    def use_devices(self, devices: int) -> None:
+        """Build and train the models of this process data-parallel over ``devices`` local devices (for
+        backends whose :meth:`launch_command` is None); a clear error when there are not that many."""
+        raise NotImplementedError(f"the {self.name!r} backend does not train on several devices in one process")
 
     # -- Capability.WRAP ----------------------------------------------------------------------------
 

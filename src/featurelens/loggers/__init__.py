@@ -22,6 +22,7 @@ distributed run logs.
 
 from __future__ import annotations
 
-from featurelens.loggers.session import LoggerSession, LoggerWarning, available_loggers, create_loggers, is_main_process
+from featurelens.distributed import is_main_process
+from featurelens.loggers.session import LoggerSession, LoggerWarning, available_loggers, create_loggers
 
 __all__ = ["LoggerSession", "LoggerWarning", "available_loggers", "create_loggers", "is_main_process"]

@@ -24,6 +24,7 @@ from featurelens.backends.layers import LayerInfo
 from featurelens.backends.loggers import EpochView, Logger, LoggerEntry, RunEnd, RunStart
 from featurelens.backends.registry import registry
 from featurelens.config import TrainConfig
+from featurelens.distributed import is_main_process
 from featurelens.errors import LoggerError
 from featurelens.history import EpochRecord, History
 from featurelens.normalization import Normalization
@@ -37,11 +38,6 @@ PROBE_IMAGES = 1
 
 class LoggerWarning(UserWarning):
     """A logger failed during training and was switched off; training went on."""
-
-
-def is_main_process() -> bool:
-    """Whether this process writes logs: a single process, or rank 0 of a ``torchrun`` run (``RANK``)."""
-    return os.environ.get("RANK", "0").strip() in ("", "0")
 
 
 def available_loggers() -> dict[str, LoggerEntry]:

@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from featurelens.backends.contract import Backend
 from featurelens.backends.registry import Registry, registry
 from featurelens.errors import BackendError, FeaturelensError
-from featurelens.testing.checks import CHECKS, Check, CheckFailed, CheckSkipped, KitContext
+from featurelens.testing import checks, resume_checks
+from featurelens.testing.checks import Check, CheckFailed, CheckSkipped, KitContext
+
+#: Every check of the kit, in the order ``featurelens check-backend`` runs them.
+CHECKS: tuple[Check, ...] = (*checks.CHECKS, *resume_checks.CHECKS)
 
 PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 

@@ -349,11 +349,11 @@ def _swallow(call: Callable[[], Any]) -> None:
         return
 
 
-def _expect_error(call: Callable[[], Any], error: type[BaseException], what: str) -> None:
+def _expect_error(call: Callable[[], Any], error: type[BaseException], what: str) -> BaseException:
     try:
         call()
-    except error:
-        return
+    except error as exc:
+        return exc
     except Exception as exc:
         raise CheckFailed(f"{what} raised {type(exc).__name__}: {exc}; expected featurelens's "
                           f"{error.__name__}") from exc

@@ -82,3 +82,14 @@ def lr_reduction_config() -> TrainConfig:
     """Never an improvement after epoch 1, patience 1: the LR halves after epochs 2 and 3."""
     return train_config(epochs=4, reduce_lr=ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1,
                                                               min_delta=1e9, min_lr=0.0, cooldown=0))
+
+
+def resume_config() -> TrainConfig:
+    """Three epochs with every piece of training state in play: augmentation, dropout (in the spec),
+    early stopping keeping the best weights, an LR reduction after epoch 2, a warm-up schedule and
+    weight averaging."""
+    return train_config(epochs=3, augment=True, weight_averaging=0.9, lr_schedule="warmup_linear", warmup_epochs=1,
+                        validation_split=0.2,
+                        early_stopping=EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True),
+                        reduce_lr=ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e9,
+                                                    min_lr=0.0, cooldown=0))
