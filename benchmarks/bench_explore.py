@@ -97,7 +97,7 @@ def main() -> None:
         "machine": machine_info(torch=__import__("torch").__version__,
                                 load_average_before=[round(v, 2) for v in load_before],
                                 load_average_after=[round(v, 2) for v in load_after],
-                                note="shared 2-core machine: other jobs were running"),
+                                note="load averages include this benchmark's own work (about 2 on 2 cores)"),
         "model": {"folder": str(model_dir), "name": model.name, "parameters": sum(i.params for i in model.layers())},
         "settings": {"images": args.images, "steps": args.steps, "atlas_images": len(data.test_images),
                      "methods": ["gradcam", "saliency", "smoothgrad", "integrated_gradients"]},

@@ -3,6 +3,7 @@ bit-identical, Ctrl-C keeps the last epoch, a diverging loss stops with the last
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -113,15 +114,20 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(whole, data_dir, tmp
 
     out = tmp_path / "run"
     monkeypatch.setattr(torch_train._Run, "step", _step_that(interrupt))
-    assert main([*TRAIN, "--data-dir", str(data_dir), "--out", str(out)]) == 130
+    assert main([*TRAIN, "--data-dir", str(data_dir), "--out", str(out), "--log", "csv"]) == 130
     err = capsys.readouterr().err
     assert f"Interrupted; the run is kept in {out} (checkpoint of epoch 1 of 3)" in err
     assert f"featurelens train --resume {out}" in err and folder_kind(out) == "run"
     assert main([*TRAIN, "--data-dir", str(data_dir), "--out", str(out)]) == 2
     assert "holds an unfinished run; continue it with --resume" in capsys.readouterr().err
     monkeypatch.undo()
-    assert main(["train", "--resume", str(out), "--no-progress"]) == 0
+    assert main(["train", "--resume", str(out), "--no-progress", "--log", "csv"]) == 0
     same_model(whole, out)
+    # the resumed epochs are logged beside the first part's logs, which stay
+    assert f"Logs (csv): {tmp_path / 'run-from-0001-logs'}" in capsys.readouterr().out
+    epochs = [[row["epoch"] for row in csv.DictReader((tmp_path / folder / "metrics.csv").open())]
+              for folder in ("run-logs", "run-from-0001-logs")]
+    assert epochs == [["1"], ["2", "3"]]
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(data_dir, tmp_path, isolated_env, capsys,
