@@ -276,3 +276,44 @@ def test_any_damaged_idx_file_is_read_or_a_data_error(which, data):
         if read is not None:
             check_split(*read, 10)
             assert read[0].shape[1:] == (28, 28, 1)
+
+
+@pytest.fixture(scope="module")
+def run_template(tmp_path_factory):
+    """A run folder (no framework: test_checkpoint's stand-in backend) with one checkpoint."""
+    from test_checkpoint import start, state
+
+    run = start(tmp_path_factory.mktemp("run") / "run")
+    run.save(state(2))
+    return run.path
+
+
+@cases(200, deadline_s=5)
+@given(data=st.data())
+def test_any_edit_of_a_run_folder_resumes_or_is_a_run_folder_error(run_template, data):
+    """Hand-edited run.json and checkpoint.json: a run that can be resumed, or a RunFolderError."""
+    from test_checkpoint import Named
+    from test_checkpoint import data as run_data
+
+    from featurelens.checkpoint import open_run
+
+    which = data.draw(st.sampled_from(["run.json", "checkpoint-0002/checkpoint.json"]))
+    edited = data.draw(mutated(json.loads((run_template / which).read_text())))
+    with tempfile.TemporaryDirectory() as work, hard_limit(20), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "checkpointed by N processes": a resumable edit
+        folder = Path(work) / "run"
+        shutil.copytree(run_template, folder)
+        (folder / which).write_text(json.dumps(edited))
+
+        def resume_it():
+            run = open_run(folder)
+            run.describe()
+            run.check_data(*run_data())
+            return run, run.load_state(Named())
+
+        read = outcome(fl.RunFolderError, resume_it)
+        if read is None:
+            return
+        run, (state, _) = read
+        assert len(run.class_names) == run.spec.num_classes
+        assert state is None or state.epoch >= 0

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from conftest import write_cifar_folder
-from test_resume_torch import same_model
+from test_resume_torch import assert_damaged_states_are_refused, same_model
 
 from featurelens.checkpoint import folder_kind, open_run
 from featurelens.cli import main
@@ -51,6 +51,7 @@ def test_a_keras_run_killed_mid_epoch_resumes_bit_identical(tmp_path, isolated_e
                             capture_output=True, text=True, timeout=600)
     assert killed.returncode == -9, killed.stderr
     assert folder_kind(out) == "run" and open_run(out).describe().endswith("(checkpoint of epoch 1 of 3)")
+    assert_damaged_states_are_refused(out, tmp_path, capsys)
     assert main(["train", "--resume", str(out), "--no-progress"]) == 0
     assert f"Resuming {out} (checkpoint of epoch 1 of 3)" in capsys.readouterr().out
     assert same_model(tmp_path / "whole", out).lr_reductions == [3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -53,6 +54,38 @@ def same_model(a, b):
     hb = fl.History.load(b / "history.json")
     assert comparable(ha) == comparable(hb)
     return ha
+
+
+def assert_damaged_states_are_refused(run, work, capsys):
+    """Copies of the interrupted ``run`` with a hand-edited or mismatched training state: each resume ends
+    in one line saying the run folder is damaged or the checkpoint another model's (exit 2), never another
+    exception."""
+    from safetensors.numpy import save_file
+
+    def edit_values(values):
+        values["stopper"] = 5
+
+    def reshape_a_tensor(arrays):
+        name = next(name for name in sorted(arrays) if name.startswith("model/") and arrays[name].size > 1)
+        arrays[name] = arrays[name].reshape(-1)[:-1]
+
+    for i, (what, damage) in enumerate([("values", edit_values), ("arrays", reshape_a_tensor)]):
+        copy = work / f"damaged-{i}"
+        shutil.copytree(run, copy)
+        current = copy / open_run(copy).current
+        if what == "values":
+            record = json.loads((current / "checkpoint.json").read_text())
+            damage(record["values"])
+            (current / "checkpoint.json").write_text(json.dumps(record))
+        else:
+            arrays = load_file(str(current / "state.safetensors"))
+            damage(arrays)
+            save_file(arrays, str(current / "state.safetensors"))
+        capsys.readouterr()
+        assert main(["train", "--resume", str(copy), "--no-progress"]) == 2, what
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("featurelens train: error: ") and len(err.splitlines()) == 1, err
+        assert "the run folder is damaged" in err or "the checkpoint belongs to another model" in err, err
 
 
 DRIVER = """
@@ -121,6 +154,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(whole, data_dir, tmp
     assert main([*TRAIN, "--data-dir", str(data_dir), "--out", str(out)]) == 2
     assert "holds an unfinished run; continue it with --resume" in capsys.readouterr().err
     monkeypatch.undo()
+    assert_damaged_states_are_refused(out, tmp_path, capsys)
     assert main(["train", "--resume", str(out), "--no-progress", "--log", "csv"]) == 0
     same_model(whole, out)
     # the resumed epochs are logged beside the first part's logs, which stay

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from featurelens.backends import FeaturelensError, History, TrainingState
+from featurelens.backends import FeaturelensError, History, RunFolderError, TrainingState
 
 STOPPER_STATE = ("wait", "stopped_epoch", "best", "best_epoch")
 REDUCER_STATE = ("wait", "cooldown_counter", "best")
@@ -73,12 +73,28 @@ def _assign(variables: list[Any], arrays: dict[str, np.ndarray], paths: list[str
         variable.assign(value)
 
 
+_DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _damaged(exc: Exception) -> RunFolderError:
+    return RunFolderError(f"the checkpoint's training state does not fit this run ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:300]}); the run folder is damaged")
+
+
 def restore(model: keras.Model, state: TrainingState) -> None:
     """Load the model's and the (built) optimizer's variables; the callbacks' state waits for
-    :class:`CallbackRestorer`."""
-    _assign(list(model.variables), state.group("model"), state.value("model_paths"), "model")
-    model.optimizer.build(model.trainable_variables)
-    _assign(list(model.optimizer.variables), state.group("optimizer"), state.value("optimizer_paths"), "optimizer")
+    :class:`CallbackRestorer`. A state that does not fit is a :class:`RunFolderError`."""
+    try:
+        _assign(list(model.variables), state.group("model"), state.value("model_paths"), "model")
+        model.optimizer.build(model.trainable_variables)
+        _assign(list(model.optimizer.variables), state.group("optimizer"), state.value("optimizer_paths"),
+                "optimizer")
+    except _DAMAGE as exc:
+        raise _damaged(exc) from exc
+
+
+def _is_state_value(value: object) -> bool:
+    return value is None or isinstance(value, (bool, int, float))
 
 
 class CallbackRestorer(keras.callbacks.Callback):
@@ -88,6 +104,12 @@ class CallbackRestorer(keras.callbacks.Callback):
                  reducer: keras.callbacks.ReduceLROnPlateau | None) -> None:
         super().__init__()
         self.state, self.stopper, self.reducer = state, stopper, reducer
+        for name, fields, callback in (("stopper", STOPPER_STATE, stopper), ("reducer", REDUCER_STATE, reducer)):
+            saved = state.values.get(name)
+            if callback is not None and not (isinstance(saved, dict) and set(saved) <= set(fields)
+                                             and all(_is_state_value(v) for v in saved.values())):
+                raise _damaged(ValueError(f"{name}: {str(saved)[:100]} is not an object of {', '.join(fields)} "
+                                          "(numbers, true/false or null)"))
 
     def on_train_begin(self, logs=None):
         if self.stopper is not None:

@@ -39,6 +39,7 @@ from featurelens.backends import (
     EpochRecord,
     History,
     LRReducer,
+    RunFolderError,
     TrainConfig,
     TrainingDivergedError,
     TrainingState,
@@ -468,7 +469,15 @@ class _Run:
         return exported
 
     def restore(self, saved: TrainingState) -> None:
-        """Continue after ``saved``'s epoch: weights, optimizer, average, best weights, callbacks, History."""
+        """Continue after ``saved``'s epoch: weights, optimizer, average, best weights, callbacks, History.
+        A state that does not fit (a damaged or hand-edited checkpoint) is a :class:`RunFolderError`."""
+        try:
+            self._restore(saved)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            raise RunFolderError(f"the checkpoint's training state does not fit this run ({type(exc).__name__}: "
+                                 f"{' '.join(str(exc).split())[:300]}); the run folder is damaged") from exc
+
+    def _restore(self, saved: TrainingState) -> None:
         state.load_module_state(self.net, saved.group("model"), "weights")
         state.load_optimizer_state(self.optimizer, saved.group("optimizer"), saved.value("optimizer"))
         if self.average is not None:

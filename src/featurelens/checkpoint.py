@@ -45,8 +45,9 @@ from featurelens._atomic import _DIR_MODE, write_json
 from featurelens._version import __version__
 from featurelens.backends.contract import Backend
 from featurelens.backends.state import TrainingState
-from featurelens.config import TrainConfig
-from featurelens.errors import ConfigError, OutputExistsError, RunFolderError, SpecError
+from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields
+from featurelens.config import MAX_EPOCHS, TrainConfig
+from featurelens.errors import ConfigError, ModelFolderError, OutputExistsError, RunFolderError, SpecError
 from featurelens.history import History
 from featurelens.modeldir import META_FILE
 from featurelens.normalization import Normalization
@@ -62,6 +63,38 @@ SNAPSHOTS_FILE = "snapshots.safetensors"
 FORMAT = "featurelens-run"
 FORMAT_VERSION = 1
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+_PROCESSES = Int(1, 2**20, "the number of processes that trained")
+
+#: The checks of ``run.json`` (the spec, config and normalization are checked by their own classes).
+RUN_FIELDS: dict[str, Check] = {
+    "format_version": Int(0, 10**6),
+    "status": Text(32),
+    "checkpoint": Nullable(Text(64, r"checkpoint-\d{4,9}", "the current checkpoint's folder, checkpoint-NNNN")),
+    "backend": Text(100, min_length=1),
+    "spec": Object("the model spec"),
+    "config": Object("the training options"),
+    "normalization": Object("the per-channel mean and std"),
+    "class_names": ListOf(Text(200), 100_000, hint="one name per class"),
+    "data": Object("the training data's fingerprint, count and shape"),
+    "info": Object(),
+    "world_size": _PROCESSES,
+}
+#: The checks of ``run.json``'s ``"data"``.
+DATA_FIELDS: dict[str, Check] = {
+    "fingerprint": Text(128),
+    "count": Int(0, 2**62),
+    "shape": ListOf(Int(0, 2**31), 8, hint="an image's (height, width, channels)"),
+}
+#: The checks of a checkpoint's ``checkpoint.json`` (the History is checked by its own class).
+CHECKPOINT_FIELDS: dict[str, Check] = {
+    "epoch": Int(0, MAX_EPOCHS),
+    "finished": Bool(),
+    "backend": Text(100, min_length=1),
+    "world_size": _PROCESSES,
+    "history": Object("the History so far"),
+    "values": Object("the trainer's JSON state"),
+    "snapshots": Nullable(Object("the snapshots' description")),
+}
 
 
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
@@ -179,11 +212,14 @@ class Run:
             return None, None
         folder = self.path / self.current
         data = _read_json(folder / CHECKPOINT_FILE, f"the checkpoint {folder}")
+        _check(folder / CHECKPOINT_FILE, data, CHECKPOINT_FIELDS)
         arrays = _read_arrays(folder / STATE_FILE)
         try:
             state = TrainingState(epoch=int(data["epoch"]), finished=bool(data["finished"]),
                                   history=History.from_dict(data["history"]), arrays=arrays,
                                   values=dict(data["values"]), backend=str(data["backend"]))
+        except ModelFolderError as exc:  # the History's own checks
+            raise RunFolderError(f"the checkpoint {folder}: history: {exc}; it is damaged") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RunFolderError(f"the checkpoint {folder} is incomplete ({type(exc).__name__}: {exc}); it is "
                                  "damaged") from exc
@@ -200,8 +236,11 @@ class Run:
         if isinstance(data.get("snapshots"), dict):
             from featurelens.atlas.snapshots import Snapshots
 
-            snapshots = Snapshots.from_arrays(_read_arrays(folder / SNAPSHOTS_FILE), data["snapshots"],
-                                              where=f"the snapshots in {folder}")
+            try:
+                snapshots = Snapshots.from_arrays(_read_arrays(folder / SNAPSHOTS_FILE), data["snapshots"],
+                                                  where=f"the snapshots in {folder}")
+            except ModelFolderError as exc:
+                raise RunFolderError(str(exc)) from None
         return state, snapshots
 
     def save(self, state: TrainingState, snapshots: Snapshots | None = None) -> Path:
@@ -293,6 +332,14 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _check(file: Path, values: dict[str, Any], table: dict[str, Check], where: str = "") -> None:
+    """Check ``values`` (read from ``file``) against ``table``: a :class:`RunFolderError` naming the field."""
+    try:
+        check_fields(RunFolderError, where, values, table)
+    except RunFolderError as exc:
+        raise RunFolderError(f"{file}: {exc}; the run folder is damaged") from None
+
+
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
@@ -368,6 +415,8 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     meta = _read_json(path / RUN_FILE, f"the run description {path / RUN_FILE}")
     if meta.get("format") != FORMAT:
         raise RunFolderError(f"{path / RUN_FILE} is not a featurelens run description")
+    _check(path / RUN_FILE, meta, RUN_FIELDS)
+    _check(path / RUN_FILE, meta.get("data", {}), DATA_FIELDS, "data")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise RunFolderError(f"{path} was started by a newer featurelens (run format {meta['format_version']}); "
                              "upgrade with: pip install -U featurelens")
@@ -380,6 +429,9 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     except (SpecError, ConfigError, KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(f"{path / RUN_FILE} does not describe a valid run ({exc}); the run folder is "
                              "damaged") from exc
+    if len(meta["class_names"]) != run.spec.num_classes:
+        raise RunFolderError(f"{path / RUN_FILE}: class_names has {len(meta['class_names'])} names for the spec's "
+                             f"{run.spec.num_classes} classes; the run folder is damaged")
     if run.current is not None and not (path / run.current / CHECKPOINT_FILE).is_file():
         raise RunFolderError(f"{path / RUN_FILE} names the checkpoint {run.current}, which is missing; the run "
                              "folder is damaged")

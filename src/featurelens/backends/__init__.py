@@ -46,6 +46,7 @@ from featurelens.errors import (
     DataError,
     FeaturelensError,
     InputError,
+    RunFolderError,
     SpecError,
     TrainingDivergedError,
 )
@@ -63,6 +64,6 @@ __all__ = [
     "Unit", "as_probabilities", "checked_request", "available_backends",
     "backend_status", "canonical_shapes", "get_backend", "hookimpl", "looks_like_probabilities", "mode_for",
     "register_plugin", "registry", "unknown_layer", "unregister_plugin",
-    "Checkpointer", "TrainingState", "TrainingDivergedError", "stream_seed",
+    "Checkpointer", "RunFolderError", "TrainingState", "TrainingDivergedError", "stream_seed",
     "is_main_process", "local_rank", "process_rank", "world_size",
 ]
