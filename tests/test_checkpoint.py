@@ -215,3 +215,19 @@ def test_a_failed_launch_says_how_to_continue_the_run(tmp_path, capsys):
     assert cli_run.launched(1, tmp_path / "run") == 1 and capsys.readouterr().err == ""
     argv = ["train", "--devices", "2", "--devices=3", "--seed", "1"]
     assert cli_run.without_devices(argv) == ["train", "--seed", "1"]
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_caught_before_resuming(tmp_path):
+    run = start(tmp_path / "run")
+    folder = run.save(state(2))
+    assert checkpoint.open_run(run.path).load_state(Named())[0].epoch == 2
+    data = bytearray((folder / "state.safetensors").read_bytes())
+    data[-3] ^= 0x10  # inside a tensor: safetensors itself would read it without a word
+    (folder / "state.safetensors").write_bytes(bytes(data))
+    with pytest.raises(RunFolderError, match=r"state.safetensors differs from the checkpoint that was written"):
+        checkpoint.open_run(run.path).load_state(Named())
+    record = json.loads((folder / "checkpoint.json").read_text())
+    record["sha256"] = {"../run.json": "0" * 64}
+    (folder / "checkpoint.json").write_text(json.dumps(record))
+    with pytest.raises(RunFolderError, match="not a file of the checkpoint"):
+        checkpoint.open_run(run.path).load_state(Named())

@@ -8,7 +8,8 @@
                              world size -- and which checkpoint is the current one
       checkpoint-0007/       the state after epoch 7 (the current one)
         state.safetensors    the backend's arrays: weights, optimizer state, best weights (no pickle)
-        checkpoint.json      epoch, History so far, the backend's JSON state, world size, versions
+        checkpoint.json      epoch, History so far, the backend's JSON state, world size, versions, and the
+                             sha256 of the checkpoint's files (checked when resuming)
         snapshots.safetensors  the training snapshots recorded so far (if the config records them)
 
 A checkpoint is written into a temporary folder beside the current one, flushed to disk, renamed
@@ -45,10 +46,11 @@ from featurelens._atomic import _DIR_MODE, write_json
 from featurelens._version import __version__
 from featurelens.backends.contract import Backend
 from featurelens.backends.state import TrainingState
-from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields
+from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
 from featurelens.config import MAX_EPOCHS, TrainConfig
 from featurelens.errors import ConfigError, ModelFolderError, OutputExistsError, RunFolderError, SpecError
 from featurelens.history import History
+from featurelens.integrity import digest_file
 from featurelens.modeldir import META_FILE
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
@@ -94,6 +96,8 @@ CHECKPOINT_FIELDS: dict[str, Check] = {
     "history": Object("the History so far"),
     "values": Object("the trainer's JSON state"),
     "snapshots": Nullable(Object("the snapshots' description")),
+    "sha256": lambda error, path, value: {k: Text(64, "[0-9a-f]{64}", "a sha256 in hex")(error, f"{path}.{k}", v)
+                                          for k, v in require_object(error, path, value).items()},
 }
 
 
@@ -213,6 +217,7 @@ class Run:
         folder = self.path / self.current
         data = _read_json(folder / CHECKPOINT_FILE, f"the checkpoint {folder}")
         _check(folder / CHECKPOINT_FILE, data, CHECKPOINT_FIELDS)
+        _check_hashes(folder, data.get("sha256") or {})
         arrays = _read_arrays(folder / STATE_FILE)
         try:
             state = TrainingState(epoch=int(data["epoch"]), finished=bool(data["finished"]),
@@ -258,6 +263,8 @@ class Run:
             if snapshots is not None:
                 self._save_snapshots(snapshots, tmp / SNAPSHOTS_FILE)
                 record["snapshots"] = snapshots.metadata()
+            record["sha256"] = {name: digest_file(tmp / name) for name in (STATE_FILE, SNAPSHOTS_FILE)
+                                if (tmp / name).is_file()}
             (tmp / CHECKPOINT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
             _fsync_file(tmp / CHECKPOINT_FILE)
             os.chmod(tmp, _DIR_MODE)
@@ -338,6 +345,20 @@ def _check(file: Path, values: dict[str, Any], table: dict[str, Check], where: s
         check_fields(RunFolderError, where, values, table)
     except RunFolderError as exc:
         raise RunFolderError(f"{file}: {exc}; the run folder is damaged") from None
+
+
+def _check_hashes(folder: Path, recorded: dict[str, str]) -> None:
+    """Compare the checkpoint's files with the sha256 recorded when it was written (checkpoints of
+    older versions have none): flipped bytes inside a tensor would otherwise resume silently."""
+    for name, expected in recorded.items():
+        path = folder / name
+        if name not in (STATE_FILE, SNAPSHOTS_FILE) or not path.is_file():
+            raise RunFolderError(f"{folder / CHECKPOINT_FILE}: sha256 names {name!r}, which is not a file of the "
+                                 "checkpoint; the run folder is damaged")
+        if digest_file(path) != expected:
+            raise RunFolderError(f"{path} differs from the checkpoint that was written (its sha256 does not match); "
+                                 "the run folder is damaged: resume is not possible from this checkpoint, start "
+                                 "again with --overwrite")
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
