@@ -46,11 +46,11 @@ from featurelens._atomic import _DIR_MODE, write_json
 from featurelens._version import __version__
 from featurelens.backends.contract import Backend
 from featurelens.backends.state import TrainingState
-from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
+from featurelens.checks import Bool, Check, Int, ListOf, MapOf, Nullable, Object, Text, check_fields
 from featurelens.config import MAX_EPOCHS, TrainConfig
 from featurelens.errors import ConfigError, ModelFolderError, OutputExistsError, RunFolderError, SpecError
 from featurelens.history import History
-from featurelens.integrity import digest_file
+from featurelens.integrity import SHA256_HEX, digest_file
 from featurelens.modeldir import META_FILE
 from featurelens.normalization import Normalization
 from featurelens.spec import ModelSpec
@@ -96,8 +96,7 @@ CHECKPOINT_FIELDS: dict[str, Check] = {
     "history": Object("the History so far"),
     "values": Object("the trainer's JSON state"),
     "snapshots": Nullable(Object("the snapshots' description")),
-    "sha256": lambda error, path, value: {k: Text(64, "[0-9a-f]{64}", "a sha256 in hex")(error, f"{path}.{k}", v)
-                                          for k, v in require_object(error, path, value).items()},
+    "sha256": MapOf(Text(64, SHA256_HEX.pattern, "a sha256 in hex"), "file name -> sha256"),
 }
 
 

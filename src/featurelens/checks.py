@@ -1,8 +1,8 @@
 """Field checks shared by every input featurelens reads: specs, training configs, model folders.
 
 Each check is a small frozen value (:class:`Int`, :class:`Number`, :class:`Bool`, :class:`OneOf`,
-:class:`Text`, :class:`ListOf`, :class:`Nullable`, :class:`Object`) called with the error class to
-raise, the field's path (``blocks[0].convs``, ``normalization.std[2]``) and the value. A value
+:class:`Text`, :class:`ListOf`, :class:`MapOf`, :class:`Nullable`, :class:`Object`) called with the
+error class to raise, the field's path (``blocks[0].convs``, ``normalization.std[2]``) and the value. A value
 that does not fit raises ``error("<path>: <value> is invalid: <what was expected>")``; one that
 fits comes back, normalized where that helps (a list as a tuple, an int as a float). So the input
 kinds each keep one table of their fields with the bounds (:data:`featurelens.spec.CONV_FIELDS`,
@@ -182,6 +182,18 @@ class ListOf:
                      else f"{self.min_length} to {self.max_length}")
             fail(error, path, value, f"expected {count} items{_hint(self.hint)}")
         return tuple(self.item(error, f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A JSON object whose every value is checked by ``value`` (the keys are any strings); a dict back."""
+
+    value: Check
+    hint: str = ""
+
+    def __call__(self, error: ErrorType, path: str, value: Any) -> dict[str, Any]:
+        checked = require_object(error, path, value, self.hint)
+        return {k: self.value(error, f"{path}.{k}", v) for k, v in checked.items()}
 
 
 @dataclass(frozen=True)

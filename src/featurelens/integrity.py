@@ -32,7 +32,8 @@ from featurelens.errors import ModelFolderError
 
 KEY = "integrity"
 ALGORITHM = "sha256"
-_HEX = re.compile(r"[0-9a-f]{64}")
+#: A sha256 written as featurelens writes it: 64 lower-case hex digits.
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 
 
@@ -86,7 +87,7 @@ def recorded(meta: dict[str, Any], where: str) -> Recorded | None:
         fail(ModelFolderError, f"{where}: {KEY}.algorithm", entry.get("algorithm"), f"expected {ALGORITHM!r}{todo}")
     files = require_object(ModelFolderError, f"{where}: {KEY}.files", entry.get("files"), "file name -> sha256")
     for name, value in [*files.items(), ("metadata", entry.get("metadata"))]:
-        if not isinstance(value, str) or not _HEX.fullmatch(value):
+        if not isinstance(value, str) or not SHA256_HEX.fullmatch(value):
             raise ModelFolderError(f"{where}: {KEY}: the hash of {shown(name)} is {shown(value)}, not a sha256 "
                                    f"(64 hex digits){todo}")
     return Recorded({str(k): str(v) for k, v in files.items()}, str(entry["metadata"]))

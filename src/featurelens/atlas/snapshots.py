@@ -32,7 +32,7 @@ import numpy as np
 
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
-from featurelens.checks import Bool, Check, Int, ListOf, Nullable, Object, Text, check_fields, require_object
+from featurelens.checks import Bool, Check, Int, ListOf, MapOf, Nullable, Object, Text, check_fields
 from featurelens.config import MAX_EPOCHS, MAX_SNAPSHOT_EPOCHS, MAX_SNAPSHOT_PROBE, TrainConfig
 from featurelens.errors import ConfigError, InputError, ModelFolderError
 from featurelens.history import EpochRecord
@@ -234,8 +234,7 @@ DESCRIPTION_FIELDS: dict[str, Check] = {
     "final_epoch": Nullable(Int(0, MAX_EPOCHS)),
     "pool": Int(1, 1024),
     "final": Bool(),
-    "read_at": lambda error, path, value: {k: _LAYER_NAME(error, f"{path}.{k}", v)
-                                           for k, v in require_object(error, path, value).items()},
+    "read_at": MapOf(_LAYER_NAME),
     "probe": Nullable(Object("the probe images' count, source and indices")),
 }
 PROBE_FIELDS: dict[str, Check] = {
