@@ -501,6 +501,20 @@ def test_channels_last_layers_are_not_transposed_again(with_modules):
     assert hooks_left(m) == []
 
 
+def test_every_modules_own_mode_is_given_back(shared):
+    """A user's deliberate mix (a frozen part in eval mode inside a model being trained) survives inspection."""
+    net = shared.native
+    net.train()
+    net.dw.eval()
+    modes = {name: module.training for name, module in net.named_modules()}
+    batch = images(2)
+    shared.predict(batch)
+    shared.feature_maps(batch, ["dw#2"])
+    shared.backend.value_and_grad(net, batch, fl.backends.ClassScore(np.array([1, 2])), layer="dw")
+    assert {name: module.training for name, module in net.named_modules()} == modes
+    net.eval()
+
+
 # -- hooks never stay behind ---------------------------------------------------------------------------
 
 def test_no_hook_is_left_after_failures(shared):

@@ -23,6 +23,7 @@ from featurelens.backends import (
 )
 from featurelens_torch import gradients, introspect, io, native, train
 from featurelens_torch.build import SpecNet, build_net
+from featurelens_torch.modes import evaluating
 
 
 class TorchBackend(Backend):
@@ -50,19 +51,15 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def predict(self, native: torch.nn.Module, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        was_training = native.training
-        native.eval()
         device = introspect.module_device(native)
         out = []
-        try:
+        with evaluating(native):
             for start in range(0, len(images), batch_size):
                 batch = train.to_tensor(images[start:start + batch_size], device)
                 if isinstance(native, SpecNet):
                     out.append(torch.softmax(native.logits(batch).float(), dim=1).cpu().numpy())
                 else:  # a user's module: its output may be logits or already probabilities
                     out.append(introspect.logits_of(native(batch)).float().cpu().numpy())
-        finally:
-            native.train(was_training)
         if not out:
             return np.zeros((0, 0), np.float32)
         outputs = np.concatenate(out)

@@ -27,6 +27,7 @@ from torch import nn
 from featurelens.backends import ChannelMean, ClassScore, Gradients, InputError, Unit, checked_request
 from featurelens_torch import introspect
 from featurelens_torch.build import SpecNet
+from featurelens_torch.modes import evaluating
 from featurelens_torch.scores import are_probabilities, class_scores
 from featurelens_torch.train import to_tensor
 
@@ -177,26 +178,24 @@ def value_and_grad(net: nn.Module, images: np.ndarray, objective: Any, layer: st
     device = introspect.module_device(net)
     params = list(net.parameters())
     flags = [p.requires_grad for p in params]
-    was_training = net.training
     parts: list[tuple[Any, ...]] = []
-    try:
-        net.eval()
-        for p in params:
-            p.requires_grad_(False)
-        layouts: dict[str, bool] = {}
-        for start in range(0, len(images), batch_size):
-            x = to_tensor(images[start:start + batch_size], device)
-            if start == 0 and targets:
-                try:
-                    layouts = _layouts(net, targets, x[:1])
-                except RuntimeError as exc:
-                    raise InputError(f"the model could not run images of shape {images.shape[1:]} (H, W, C): "
-                                     f"{exc}") from exc
-            parts.append(_batch(net, x, objective, targets, layouts, layer, wrt_input, start))
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
-        net.train(was_training)
+    with evaluating(net):
+        try:
+            for p in params:
+                p.requires_grad_(False)
+            layouts: dict[str, bool] = {}
+            for start in range(0, len(images), batch_size):
+                x = to_tensor(images[start:start + batch_size], device)
+                if start == 0 and targets:
+                    try:
+                        layouts = _layouts(net, targets, x[:1])
+                    except RuntimeError as exc:
+                        raise InputError(f"the model could not run images of shape {images.shape[1:]} (H, W, C): "
+                                         f"{exc}") from exc
+                parts.append(_batch(net, x, objective, targets, layouts, layer, wrt_input, start))
+        finally:
+            for p, flag in zip(params, flags):
+                p.requires_grad_(flag)
     if not parts:
         return Gradients(np.zeros(0, np.float32), np.zeros_like(images) if wrt_input else None, layer)
     values = np.concatenate([p[0] for p in parts]).astype(np.float32)

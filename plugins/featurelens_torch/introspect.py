@@ -39,6 +39,7 @@ from torch import nn
 
 from featurelens.backends import InputError, LayerInfo, unknown_layer
 from featurelens_torch.build import ChannelsLastFlatten, GlobalAvgPool, GlobalMaxPool, Scale, SpecNet
+from featurelens_torch.modes import evaluating
 from featurelens_torch.scores import class_scores
 from featurelens_torch.train import to_tensor
 
@@ -358,16 +359,12 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
             result.output_from_outside = scores is not None and not produced.unchanged(scores)
         return result, raw
 
-    was_training = net.training
-    try:
-        net.eval()
+    with evaluating(net):
         result, raw = run()
         changed = {n for n, (t, _, v) in raw.items() if t is not None and n not in copy_in_hook and _version(t) != v}
         if changed:
             copy_in_hook |= changed
             result, raw = run()
-    finally:
-        net.train(was_training)
     result.outputs = {name: None if t is None else convert(t, last) for name, (t, last, _) in raw.items()}
     return result
 
