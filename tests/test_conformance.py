@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from featurelens import testing
-from featurelens.backends import Backend, Capability, LayerInfo, get_backend
+from featurelens.backends import Backend, Capability, ChannelSummary, LayerInfo, get_backend
 from featurelens.cli import main
 
 HAS_KERAS = importlib.util.find_spec("keras") is not None
@@ -84,6 +84,52 @@ def test_channels_first_feature_maps_fail_the_layout_check():
     message = failures(testing.check_backend(_torch_subclass(feature_maps=feature_maps),
                                              only=["feature_maps_layout"]))["feature_maps_layout"]
     assert "(N, H, W, C)" in message
+
+
+def _summaries_changed(change):
+    """A torch backend whose channel summaries pass through ``change(summary, maps)``."""
+    base = type(get_backend("torch"))
+
+    def channel_summaries(self, native, images, layers, batch_size=64, floors=None):
+        for batch in base.feature_maps(self, native, images, layers, batch_size):
+            yield {name: change(ChannelSummary.of_maps(maps), maps) for name, maps in batch.items()}
+
+    return _torch_subclass(channel_summaries=channel_summaries)
+
+
+def _last_maximum(summary, maps):
+    n, h, w, c = maps.shape
+    flipped = maps.reshape(n, h * w, c)[:, ::-1].argmax(axis=1)
+    where = h * w - 1 - flipped
+    return ChannelSummary(summary.maxima, summary.means, np.stack([where // w, where % w], axis=-1))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(("change", "said"), [
+    (_last_maximum, "first maximum"),
+    (lambda s, maps: ChannelSummary(s.maxima, s.means, s.positions[..., ::-1].copy()), "first maximum"),
+    (lambda s, maps: ChannelSummary(s.maxima, s.means * 1.001, s.positions), "means differ"),
+    (lambda s, maps: ChannelSummary(s.maxima * (1 + 1e-7), s.means, s.positions), "maxima differ"),
+    (lambda s, maps: ChannelSummary(s.maxima[:, :-1], s.means[:, :-1], s.positions[:, :-1]), "expected (n, C)"),
+    (lambda s, maps: ChannelSummary(s.maxima, s.means, np.full_like(s.positions, -1)), "every position"),
+], ids=["last-maximum", "x-y-swapped", "means-off", "maxima-rounded", "channel-missing", "nothing-located"])
+def test_wrong_channel_summaries_fail_their_check(change, said):
+    message = failures(testing.check_backend(_summaries_changed(change), only=["channel_summaries"]))
+    assert said in message["channel_summaries"]
+
+
+@pytest.mark.torch
+def test_leaving_out_positions_above_the_floors_fails_the_summaries_check():
+    base = type(get_backend("torch"))
+
+    def channel_summaries(self, native, images, layers, batch_size=64, floors=None):
+        for batch in base.channel_summaries(self, native, images, layers, batch_size, floors):
+            yield {name: s if floors is None else ChannelSummary(s.maxima, s.means, np.full_like(s.positions, -1))
+                   for name, s in batch.items()}
+
+    message = failures(testing.check_backend(_torch_subclass(channel_summaries=channel_summaries),
+                                             only=["channel_summaries"]))["channel_summaries"]
+    assert "above its floor" in message
 
 
 @pytest.mark.torch

@@ -52,3 +52,25 @@ def test_gpu_feature_maps_come_through_pinned_memory_and_outlive_their_batch(tmp
         got = np.concatenate([b[name] for b in batches])
         np.testing.assert_allclose(got, expected[name], atol=5e-3, rtol=5e-3, err_msg=name)
         assert all(b[name].flags.c_contiguous and b[name].dtype == np.float32 for b in batches)
+
+
+def test_gpu_channel_summaries_pass_the_kit_and_find_the_cpu_dataset_examples(tmp_path):
+    from featurelens.atlas.examples import dataset_examples
+    from featurelens.testing import check_backend
+
+    class OnGpu(type(fl.get_backend("torch"))):  # the kit's models moved to the GPU
+        def build(self, spec, seed=0):
+            return super().build(spec, seed).to("cuda")
+
+    results = check_backend(OnGpu(), only=["channel_summaries", "introspection_cleanup"])
+    assert not any(r.failed for r in results), [r.message for r in results if r.failed]
+    labels = np.tile(np.arange(10), 10)
+    images = synthetic_images(labels)
+    model = fl.train(fl.get_preset("tiny"), images, labels, fl.TrainConfig(epochs=1, device="cuda"),
+                     backend="torch", progress=False)
+    on_cpu = fl.load_model(model.save(tmp_path / "m"))
+    gpu, cpu = dataset_examples(model, images, top=3), dataset_examples(on_cpu, images, top=3)
+    for name in cpu:  # TF32 convolutions: compare values loosely, and the best example exactly where clear
+        np.testing.assert_allclose(gpu[name].values, cpu[name].values, atol=5e-3, rtol=5e-3, err_msg=name)
+        clear = (cpu[name].values[:, 0] - cpu[name].values[:, 1]) > 1e-2
+        np.testing.assert_array_equal(gpu[name].indices[clear, 0], cpu[name].indices[clear, 0], err_msg=name)

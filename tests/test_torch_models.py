@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import featurelens as fl
+from featurelens.backends import ChannelSummary
 
 pytestmark = pytest.mark.torch
 torch = pytest.importorskip("torch")
@@ -501,6 +502,46 @@ def test_channels_last_layers_are_not_transposed_again(with_modules):
     assert hooks_left(m) == []
 
 
+# -- channel summaries (dataset examples) of users' layers ---------------------------------------------
+
+def assert_summaries_match_maps(m, batch, names):
+    """torch's own reduction equals numpy's reduction of the feature maps, positions included."""
+    maps = m.feature_maps(batch, names)
+    for summaries in m.iter_channel_summaries(batch, names, batch_size=len(batch)):
+        assert list(summaries) == names
+        for name in names:
+            want, got = ChannelSummary.of_maps(np.array(maps[name])), summaries[name]
+            np.testing.assert_array_equal(got.maxima, want.maxima, err_msg=name)
+            np.testing.assert_allclose(got.means, want.means, rtol=1e-5, atol=1e-6, err_msg=name)
+            n, c = want.maxima.shape
+            rows, channels = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+            located = got.locate(rows.ravel(), channels.ravel()).reshape(n, c, 2)
+            np.testing.assert_array_equal(located, want.positions, err_msg=name)
+    assert hooks_left(m) == []
+
+
+def test_channel_summaries_of_channels_last_repeated_and_in_place_layers(shared):
+    torch.manual_seed(7)
+    block = fl.wrap(ChannelsLastBlock(True).eval(), input_shape=(16, 16, 3))
+    assert_summaries_match_maps(block, images(3), ["dw", "to_last", "norm", "fc1", "act", "to_first"])
+    assert_summaries_match_maps(shared, images(3), ["dw#2", "act#3", "stem"])
+
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.act = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            return self.act(self.conv(x)).mean((2, 3))
+
+    torch.manual_seed(3)
+    assert_summaries_match_maps(fl.wrap(InPlace().eval(), input_shape=(8, 8, 3)), images(4, 8), ["conv", "act"])
+    with pytest.raises(fl.InputError, match="not spatial"):
+        list(shared.iter_channel_summaries(images(2), ["head"]))
+    assert hooks_left(shared) == []
+
+
 def test_every_modules_own_mode_is_given_back(shared):
     """A user's deliberate mix (a frozen part in eval mode inside a model being trained) survives inspection."""
     net = shared.native
@@ -510,6 +551,7 @@ def test_every_modules_own_mode_is_given_back(shared):
     batch = images(2)
     shared.predict(batch)
     shared.feature_maps(batch, ["dw#2"])
+    list(shared.iter_channel_summaries(batch, ["act#2"]))
     shared.backend.value_and_grad(net, batch, fl.backends.ClassScore(np.array([1, 2])), layer="dw")
     assert {name: module.training for name, module in net.named_modules()} == modes
     net.eval()

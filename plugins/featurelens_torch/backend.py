@@ -89,6 +89,10 @@ class TorchBackend(Backend):
                      batch_size: int = 64):
         return introspect.feature_maps(native, images, layers, batch_size)
 
+    def channel_summaries(self, native: torch.nn.Module, images: np.ndarray, layers: list[str],
+                          batch_size: int = 64, floors=None):
+        return introspect.channel_summaries(native, images, layers, batch_size, floors)
+
     def attachments(self, native: torch.nn.Module) -> list[str]:
         return introspect.attached_hooks(native)
 

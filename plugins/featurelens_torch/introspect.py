@@ -28,6 +28,7 @@ The rules for models users built (docs/guide/visualizing.rst tells users the sam
 
 from __future__ import annotations
 
+import functools
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from featurelens.backends import InputError, LayerInfo, unknown_layer
+from featurelens.backends import UNLOCATED, ChannelSummary, InputError, LayerInfo, flat_to_yx, unknown_layer
 from featurelens_torch.build import ChannelsLastFlatten, GlobalAvgPool, GlobalMaxPool, Scale, SpecNet
 from featurelens_torch.modes import evaluating
 from featurelens_torch.scores import class_scores
@@ -283,8 +284,8 @@ class _Enough(Exception):
     """Raised by a hook once every target is recorded, to end the forward pass there."""
 
 
-def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
-             convert: Callable[[torch.Tensor, bool], Any], check: bool = False, stop_early: bool = False) -> Capture:
+def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor, convert: Callable[..., Any],
+             check: bool = False, stop_early: bool = False, in_hook: bool = False) -> Capture:
     """Run one forward pass in eval mode without gradients, recording the targets' outputs.
 
     A target ``(name, module, k)`` records the module's k-th call under ``name``; ``k=None``
@@ -295,7 +296,9 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
     detected by its version counter, and only then is the pass repeated with copies taken inside
     the hooks. With ``stop_early`` (targets of given calls only) the pass ends as soon as every
     target is recorded: the layers after the last one cannot change what was recorded, so maps of
-    early layers do not pay for the rest of the network.
+    early layers do not pay for the rest of the network. With ``in_hook``, ``convert(name, tensor,
+    channels_last)`` runs inside the hook instead and only its result is kept: the forward pass
+    frees each map as usual, and nothing done in place later can change what was read.
     """
     wanted: dict[int, list[tuple[str, int | None]]] = {}
     for name, module, call in targets:
@@ -329,6 +332,8 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
                     continue
                 if tensor is None:
                     raw[key] = (None, False, 0)
+                elif in_hook:
+                    raw[key] = (convert(key, tensor, last), last, None)
                 else:
                     raw[key] = (tensor.detach().clone() if key in copy_in_hook else tensor, last, _version(tensor))
             if stop_after is not None and len(raw) == stop_after:
@@ -361,6 +366,9 @@ def _capture(net: nn.Module, targets: list[Target], x: torch.Tensor,
 
     with evaluating(net):
         result, raw = run()
+        if in_hook:
+            result.outputs = {name: value for name, (value, _, _) in raw.items()}
+            return result
         changed = {n for n, (t, _, v) in raw.items() if t is not None and n not in copy_in_hook and _version(t) != v}
         if changed:
             copy_in_hook |= changed
@@ -474,6 +482,78 @@ def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
             continue
         require_outputs(net, names, result, "feature maps")
         yield {name: result.outputs[name] for name in names}
+
+
+def _reduce(name: str, output: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(n, C, positions) float32 values of one layer's output, and its maxima and means per channel."""
+    if output.dim() != 4:
+        raise InputError(f"layer {name!r} is not spatial (output {tuple(output.shape)}): channel summaries are for "
+                         "(n, H, W, C) feature maps")
+    out = output.detach()
+    out = out if out.dtype == torch.float32 else out.to(torch.float32)
+    flat = (out.flatten(1, 2).transpose(1, 2) if channels_last else out.flatten(2))  # (n, C, H*W)
+    return flat, flat.amax(dim=2), flat.mean(dim=2)
+
+
+def _width(output: torch.Tensor, channels_last: bool) -> int:
+    return int(output.shape[2] if channels_last else output.shape[3])
+
+
+def _summary_on_cpu(name: str, output: torch.Tensor, channels_last: bool,
+                    floors: Mapping[str, np.ndarray]) -> ChannelSummary:
+    """Maxima and means by torch's kernels; positions by numpy's argmax on the same memory, only for
+    maxima above the floor (all of them while the caller's lists fill, a few per batch after)."""
+    flat, maxima, means = _reduce(name, output, channels_last)
+    values, top = flat.numpy(), maxima.numpy()
+    positions = np.full((*top.shape, 2), UNLOCATED, np.int64)
+    floor = floors.get(name)
+    wanted = np.ones(top.shape, bool) if floor is None else top > floor
+    if wanted.mean() > 0.25:  # most pairs: one argmax over everything beats gathering rows first
+        positions[wanted] = flat_to_yx(values.argmax(axis=2), _width(output, channels_last))[wanted]
+    elif wanted.any():
+        images, channels = np.nonzero(wanted)
+        positions[images, channels] = flat_to_yx(values[images, channels].argmax(axis=1), _width(output, channels_last))
+    return ChannelSummary(top, means.numpy(), positions)
+
+
+def _reduce_on_gpu(name: str, output: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, int]:
+    """Maxima, means and the flat index of every maximum (argmax gives the first), stacked on the
+    device: only 3 x n x C numbers per layer will cross to the host. Indices travel as float32,
+    exact below 2**24 positions."""
+    flat, maxima, means = _reduce(name, output, channels_last)
+    return torch.stack([maxima, means, flat.argmax(dim=2).to(torch.float32)]), _width(output, channels_last)
+
+
+def _summaries_from_gpu(reduced: Mapping[str, tuple[torch.Tensor, int]]) -> dict[str, ChannelSummary]:
+    """One pinned copy per layer, one wait for all (:func:`to_host`)."""
+    hosts = to_host({name: (stacked, False) for name, (stacked, _) in reduced.items()})
+    summaries = {}
+    for name, (_, width) in reduced.items():
+        host = hosts[name]
+        assert host is not None
+        summaries[name] = ChannelSummary(host[0], host[1], flat_to_yx(host[2].astype(np.int64), width))
+    return summaries
+
+
+def channel_summaries(net: nn.Module, images: np.ndarray, names: list[str], batch_size: int,
+                      floors: Mapping[str, np.ndarray] | None = None) -> Iterator[dict[str, ChannelSummary]]:
+    """``{layer: ChannelSummary}`` per batch (see the contract). Each layer's output is reduced in its
+    hook, the moment it is computed, so no map outlives its place in the forward pass (and nothing
+    done in place afterwards can change what was read)."""
+    targets: list[Target] = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
+    on_gpu = module_device(net).type == "cuda"
+    for start in range(0, len(images), batch_size):
+        x = to_tensor(images[start:start + batch_size], module_device(net))
+        if on_gpu:
+            result = _capture(net, targets, x, _reduce_on_gpu, stop_early=True, in_hook=True)
+        else:
+            result = _capture(net, targets, x, functools.partial(_summary_on_cpu, floors=dict(floors or {})),
+                              stop_early=True, in_hook=True)
+        require_outputs(net, names, result, "channel summaries")
+        if on_gpu:
+            yield _summaries_from_gpu({name: result.outputs[name] for name in names})
+        else:
+            yield {name: result.outputs[name] for name in names}
 
 
 def _how_often(net: nn.Module, silent: list[str], result: Capture) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerInfo
 from featurelens.backends.registry import get_backend
+from featurelens.backends.summaries import ChannelSummary, Floors
 from featurelens.errors import FeaturelensError, InputError, ModelFolderError, NonFiniteError
 from featurelens.evaluation import Evaluation, evaluate_probabilities
 from featurelens.history import History
@@ -143,6 +144,20 @@ class Model:
         for start in range(0, len(images), batch_size):
             chunk = self.normalization.apply(images[start:start + batch_size])
             yield from self.backend.feature_maps(self.native, chunk, layers, batch_size)
+
+    def iter_channel_summaries(self, images: np.ndarray, layers: list[str], batch_size: int = 64,
+                               floors: Floors | None = None) -> Iterator[dict[str, ChannelSummary]]:
+        """Yield ``{layer: ChannelSummary}`` batch by batch: per image and channel of each layer, the
+        largest activation, its position and the mean, reduced by the backend where the maps are.
+
+        ``floors`` (per layer, per channel; read before each batch, so the caller may raise them
+        as it goes): positions are only looked up for maxima above them (``(-1, -1)`` elsewhere).
+        """
+        self.backend.require(Capability.INTROSPECT, "summarize feature maps")
+        images = self.check_images(images)
+        for start in range(0, len(images), batch_size):
+            chunk = self.normalization.apply(images[start:start + batch_size])
+            yield from self.backend.channel_summaries(self.native, chunk, layers, batch_size, floors)
 
     def feature_maps(self, images: np.ndarray, layers: list[str] | str | None = None,
                      batch_size: int = 256) -> dict[str, np.ndarray]:

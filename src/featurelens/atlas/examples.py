@@ -7,7 +7,9 @@ maximum) with the statistics that need one number per image and channel (mean ac
 the channel was active at all, per-class sums): memory is ``channels x (k + batch)`` whatever the
 dataset size, and no feature map outlives its batch. Ties are broken by the lower image index, so
 the result is exactly a brute-force sort of all images (and does not depend on ``batch_size``).
-Each channel's maximum comes with its position (first in row-major order) from one argmax.
+The backend reduces each batch's maps per image and channel (maximum and mean, in the framework
+as each layer runs where it can: :class:`~featurelens.backends.ChannelSummary`); the position of a
+maximum (the first in row-major order) is looked up only above the channel's current k-th best.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tqdm.auto import tqdm
 from featurelens.atlas.receptive import Box, ReceptiveField, crop, receptive_field
 from featurelens.backends.contract import Capability
 from featurelens.backends.layers import LayerInfo, unknown_layer
+from featurelens.backends.summaries import ChannelSummary
 from featurelens.errors import FeaturelensError, InputError
 from featurelens.model import Model
 from featurelens.spec import ACTIVATIONS
@@ -147,8 +150,9 @@ class _TopK:
         self.indices = np.full((channels, k), -1, np.int64)
         self.positions = np.zeros((channels, k, 2), np.int64)
 
-    def add(self, maxima: np.ndarray, where: np.ndarray, start: int) -> None:
-        """``maxima`` (n, C) of images ``start..start+n`` and ``where`` (n, C, 2), the (y, x) of each."""
+    def add(self, summary: ChannelSummary, start: int) -> None:
+        """One batch's summary, of images ``start..start+n``."""
+        maxima = summary.maxima
         n = maxima.shape[0]
         k = self.values.shape[1]
         # Only channels where some image beats the current k-th best (ties lose: a higher index)
@@ -162,37 +166,19 @@ class _TopK:
         local = np.argsort(-scores, axis=1, kind="stable")[:, :min(k, n)]  # (R, <=k) positions in the batch
         cand_values = np.concatenate([self.values[rows], np.take_along_axis(scores, local, axis=1)], axis=1)
         cand_indices = np.concatenate([self.indices[rows], local + start], axis=1)
-        batch_positions = where.transpose(1, 0, 2)[rows[:, None], local]  # (R, <=k, 2)
-        cand_positions = np.concatenate([self.positions[rows], batch_positions], axis=1)
         # Best first: larger value, then lower image index; empty slots (-inf, -1) sort last.
         key_index = np.where(cand_indices < 0, np.iinfo(np.int64).max, cand_indices)
-        order = np.lexsort((key_index, -cand_values.astype(np.float64)), axis=1)[:, :k]
+        order = np.lexsort((key_index, -cand_values.astype(np.float64)), axis=1)[:, :k]  # (R, k) into candidates
+        # Positions: the kept entries' own, and located in the batch's maps only for the images that
+        # enter (once the lists are full, a few per batch).
+        positions = np.take_along_axis(self.positions[rows], np.minimum(order, k - 1)[..., None], axis=1)
+        entering_row, entering_col = np.nonzero(order >= k)
+        if entering_row.size:
+            in_batch = local[entering_row, order[entering_row, entering_col] - k]
+            positions[entering_row, entering_col] = summary.locate(in_batch, rows[entering_row])
         self.values[rows] = np.take_along_axis(cand_values, order, axis=1)
         self.indices[rows] = np.take_along_axis(cand_indices, order, axis=1)
-        self.positions[rows] = np.take_along_axis(cand_positions, order[..., None], axis=1)
-
-
-def channel_summary(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per image and channel of (n, h, w, C) maps: the largest value, its (y, x) (first in row-major
-    order) and the mean, each (n, C) (positions (n, C, 2)).
-
-    Reduces over each channel's positions where they are contiguous (torch hands over channels-first
-    memory seen as channels last): an argmax then a gather beats numpy's max on short rows, and a
-    product with a constant vector (BLAS) beats ``mean``.
-    """
-    n, h, w, c = maps.shape
-    first = maps.transpose(0, 3, 1, 2)
-    if first.flags.c_contiguous:
-        flat = first.reshape(n, c, h * w)
-        where = flat.argmax(axis=2)
-        maxima = np.take_along_axis(flat, where[..., None], axis=2)[..., 0]
-        means = flat @ np.full(h * w, 1.0 / (h * w), flat.dtype)
-    else:
-        flat = maps.reshape(n, h * w, c)
-        where = flat.argmax(axis=1)
-        maxima = np.take_along_axis(flat, where[:, None, :], axis=1)[:, 0]
-        means = flat.mean(axis=1)
-    return maxima, np.stack([where // w, where % w], axis=-1), means
+        self.positions[rows] = positions
 
 
 class _Stats:
@@ -266,23 +252,21 @@ def dataset_examples(model: Model, images: np.ndarray, layers: str | Sequence[st
     read = {name: (measured_layer(infos, name) if measure_at_relu else name) for name in wanted}
     state = {name: (_TopK(spatial[read[name]].output_shape[2], int(top)),
                     _Stats(spatial[read[name]].output_shape[2], classes)) for name in wanted}
-    def absorb(batch: dict[str, np.ndarray], start: int) -> None:
-        n = len(next(iter(batch.values())))
-        batch_labels = None if label_array is None else label_array[start:start + n]
-        summaries = {layer: channel_summary(batch[layer]) for layer in set(read.values())}
-        for name in wanted:
-            maxima, where, means = summaries[read[name]]
-            topk, stats = state[name]
-            topk.add(maxima, where, start)
-            stats.add(means, maxima, batch_labels)
-        bar.update(n)
-
+    # Positions are looked up only for maxima above each channel's current k-th best: the floors.
+    floors = {layer: np.full(spatial[layer].output_shape[2], -np.inf, np.float32) for layer in set(read.values())}
     start = 0
-    bar = tqdm(total=len(images), desc="dataset examples", unit="img", disable=not progress, leave=False)
-    with bar:
-        for batch in model.iter_feature_maps(images, sorted(set(read.values())), batch_size):
-            absorb(batch, start)
-            start += len(next(iter(batch.values())))
+    with tqdm(total=len(images), desc="dataset examples", unit="img", disable=not progress, leave=False) as bar:
+        for summaries in model.iter_channel_summaries(images, sorted(set(read.values())), batch_size, floors):
+            n = len(next(iter(summaries.values())).maxima)
+            batch_labels = None if label_array is None else label_array[start:start + n]
+            for name in wanted:
+                summary = summaries[read[name]]
+                topk, stats = state[name]
+                topk.add(summary, start)
+                stats.add(summary.means, summary.maxima, batch_labels)
+                floors[read[name]][:] = topk.values[:, -1]
+            start += n
+            bar.update(n)
     result: dict[str, LayerExamples] = {}
     for name in wanted:
         topk, stats = state[name]

@@ -9,9 +9,10 @@ int64, probabilities (N, num_classes) float32, weights in the names and layouts 
 Every backend implements the core methods. What else it can do it declares in
 :attr:`Backend.capabilities`, so the core and the conformance kit (:mod:`featurelens.testing`) know
 what to expect: :attr:`Capability.TRAIN` (``fit``), :attr:`Capability.INTROSPECT` (``layers``,
-``filters``, ``feature_maps``, ``attachments``) and :attr:`Capability.WRAP` (``accepts`` and the
-native-weights methods: models users built with the framework) and :attr:`Capability.GRADIENTS`
-(``value_and_grad``: gradients of declarative objectives, for attribution methods) and
+``filters``, ``feature_maps``, ``attachments``; ``channel_summaries`` has a default) and
+:attr:`Capability.WRAP` (``accepts`` and the native-weights methods: models users built with the
+framework) and :attr:`Capability.GRADIENTS` (``value_and_grad``: gradients of declarative
+objectives, for attribution methods) and
 :attr:`Capability.RESUME` (``fit`` exports its training state for checkpoints and continues from
 one) and :attr:`Capability.DATA_PARALLEL` (``launch_command``, ``use_devices``: training over several
 devices, ``featurelens train --devices N``). A backend with both ``TRAIN`` and ``WRAP`` trains users'
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from featurelens.backends.layers import LayerInfo
+from featurelens.backends.summaries import ChannelSummary, Floors
 from featurelens.errors import BackendError
 
 if TYPE_CHECKING:
@@ -46,7 +48,8 @@ class Capability(str, enum.Enum):
     TRAIN = "train"
     """``fit``: training with featurelens's early stopping, LR reduction and History."""
     INTROSPECT = "introspect"
-    """``layers``, ``filters``, ``feature_maps`` and ``attachments``."""
+    """``layers``, ``filters``, ``feature_maps`` and ``attachments`` (and ``channel_summaries``, which has
+    a default built on ``feature_maps``)."""
     WRAP = "wrap"
     """``accepts``: inspecting models users built with the framework (:func:`featurelens.wrap`)."""
     GRADIENTS = "gradients"
@@ -230,6 +233,24 @@ class Backend(abc.ABC):
         An unknown layer name raises :class:`~featurelens.backends.LayerNotFoundError`.
         """
         raise NotImplementedError(f"the {self.name!r} backend does not implement introspection")
+
+    def channel_summaries(self, native: Any, images: np.ndarray, layers: list[str], batch_size: int = 64,
+                          floors: Floors | None = None) -> Iterator[dict[str, ChannelSummary]]:
+        """Yield, batch by batch, ``{layer: ChannelSummary}``: each image's maximum, its position
+        and the mean per channel of ``layers``' (n, H, W, C) maps, for normalized NHWC images.
+
+        ``floors`` (per layer, a (C,) array, read as each batch runs; the caller may update it
+        between batches): positions are needed only for maxima above their channel's floor, and
+        may be ``(-1, -1)`` elsewhere. Optional: this default reduces :meth:`feature_maps` in
+        numpy and gives every position. Override it to reduce each layer's output where and when it
+        is computed (framework kernels; nothing held until the pass ends; on a GPU, only the
+        summaries copied to the host), with the same results: maxima exactly those of
+        :meth:`feature_maps`, positions the first maximum in row-major order, means to float32
+        rounding. The rules of :meth:`feature_maps` apply (inference mode, nothing left attached,
+        unknown layers), and a layer that is not spatial raises :class:`~featurelens.InputError`.
+        """
+        for batch in self.feature_maps(native, images, layers, batch_size):
+            yield {name: ChannelSummary.of_maps(maps) for name, maps in batch.items()}
 
     def attachments(self, native: Any) -> list[str]:
         """What introspection left attached to ``native`` (hooks, helper models), one line each.

@@ -20,6 +20,7 @@ from featurelens.backends.contract import Backend, Capability
 from featurelens.backends.layers import LayerNotFoundError
 from featurelens.backends.objectives import ChannelMean, ClassScore, Gradients, Unit
 from featurelens.backends.registry import Registry
+from featurelens.backends.summaries import UNLOCATED, ChannelSummary
 from featurelens.compare import relative_difference
 from featurelens.errors import FeaturelensError, InputError
 from featurelens.history import STOP_REASONS, History
@@ -306,6 +307,69 @@ def check_feature_maps_layout(ctx: KitContext) -> str:
             f"(worst {worst[0]:.1g} at {worst[1]}); batches and layer subsets honoured")
 
 
+def check_channel_summaries(ctx: KitContext) -> str:
+    native = ctx.loaded()
+    # A constant image makes every ReLU tie across its interior, and some channels zero everywhere:
+    # the position must then be the first maximum in row-major order.
+    images = np.concatenate([ctx.images, np.full((1, *ctx.images.shape[1:]), 0.5, np.float32)])
+    layers = ["block2_relu1", "block1_conv2", "block1_relu1"]
+    batches = list(ctx.backend.channel_summaries(native, images, layers, batch_size=3))
+    expect(len(batches) == 3, f"8 images with batch_size=3 gave {len(batches)} batches of summaries, expected 3")
+    maps = {name: np.concatenate([b[name] for b in ctx.backend.feature_maps(native, images, layers, 3)])
+            for name in layers}
+    for name in layers:
+        expect(all(list(b) == layers for b in batches), f"channel_summaries({layers}) gave the layers "
+               f"{list(batches[0])}")
+        want = maps[name]
+        n, h, w, c = want.shape
+        parts = [b[name] for b in batches]
+        for part in parts:
+            expect(isinstance(part, ChannelSummary), f"{name}: channel_summaries must yield ChannelSummary "
+                   f"objects, got {type(part).__name__}")
+            expect(part.maxima.dtype == np.float32 and part.means.dtype == np.float32,
+                   f"{name}: maxima and means must be float32")
+        maxima = np.concatenate([p.maxima for p in parts])
+        means = np.concatenate([p.means for p in parts])
+        expect(maxima.shape == (n, c) and means.shape == (n, c),
+               f"{name}: maxima {maxima.shape} and means {means.shape}, expected (n, C) = {(n, c)}")
+        expect(np.array_equal(maxima, want.max(axis=(1, 2))),
+               f"{name}: maxima differ from the largest value of feature_maps() per image and channel")
+        exact = want.mean(axis=(1, 2), dtype=np.float64)
+        worst = float(np.max(np.abs(means - exact) / (np.abs(exact) + 1e-6)))
+        expect(worst <= 1e-5, f"{name}: means differ from the mean of feature_maps() by {worst:.3g} (relative; "
+               "tolerance 1e-5)")
+        positions = np.concatenate([p.positions for p in parts])
+        expect(positions.shape == (n, c, 2), f"{name}: positions of shape {positions.shape}, expected (n, C, 2)")
+        expect(not (positions == UNLOCATED).any(), f"{name}: without floors every position is required, some are "
+               "left out as (-1, -1)")
+        expect(np.array_equal(positions[..., 0] * w + positions[..., 1], want.reshape(n, h * w, c).argmax(axis=1)),
+               f"{name}: the position of a maximum is not the first maximum of feature_maps() in row-major (y, x) "
+               "order")
+    # With floors, the positions of maxima above them are required; the others may be left out.
+    floors = {name: np.median(maps[name].max(axis=(1, 2)), axis=0).astype(np.float32) for name in layers}
+    floored = list(ctx.backend.channel_summaries(native, images, layers, 3, floors))
+    for name in layers:
+        n, h, w, c = maps[name].shape
+        positions = np.concatenate([b[name].positions for b in floored])
+        expect(positions.shape == (n, c, 2) and positions.dtype == np.int64,
+               f"{name}: positions of shape {positions.shape} {positions.dtype}, expected (n, C, 2) int64")
+        first = maps[name].reshape(n, h * w, c).argmax(axis=1)
+        above = np.concatenate([b[name].maxima for b in floored]) > floors[name]
+        right = positions[..., 0] * w + positions[..., 1] == first
+        left_out = (positions == UNLOCATED).all(axis=-1)
+        expect(bool(right[above].all()), f"{name}: with floors, a maximum above its floor is not at the first "
+               "maximum of feature_maps()")
+        expect(bool((right | left_out)[~above].all()), f"{name}: with floors, a maximum at or below its floor must "
+               "be located correctly or left out as (-1, -1)")
+    _expect_error(lambda: list(ctx.backend.channel_summaries(native, images, ["nope"], 3)), LayerNotFoundError,
+                  "channel summaries of an unknown layer")
+    _expect_error(lambda: list(ctx.backend.channel_summaries(native, images, ["dense1"], 3)), InputError,
+                  "channel summaries of a layer that is not spatial")
+    return (f"{len(layers)} layers in 3 batches: maxima equal those of feature_maps(), means within 1e-5, positions "
+            "the first maximum (ties included; with floors, above them); clear errors for unknown and non-spatial "
+            "layers")
+
+
 def check_introspection_cleanup(ctx: KitContext) -> str:
     native = ctx.loaded()
     before = ctx.backend.predict(native, ctx.images)
@@ -319,10 +383,16 @@ def check_introspection_cleanup(ctx: KitContext) -> str:
             lambda: list(ctx.backend.feature_maps(native, ctx.images, ["block1_conv1", "nope"], 3)))),
         ("feature_maps() of wrongly shaped images (fails)", lambda: _swallow(
             lambda: list(ctx.backend.feature_maps(native, np.zeros((2, 5, 7, 3), np.float32), None, 3)))),
+        ("channel_summaries() read to the end", lambda: list(ctx.backend.channel_summaries(
+            native, ctx.images, ["block1_relu1", "block2_conv1"], 3))),
+        ("channel_summaries() abandoned after one batch", lambda: _first_and_close(
+            ctx.backend.channel_summaries(native, ctx.images, ["block1_conv1"], 3))),
+        ("channel_summaries() of an unknown layer (fails)", lambda: _swallow(
+            lambda: list(ctx.backend.channel_summaries(native, ctx.images, ["block1_conv1", "nope"], 3)))),
     ]
     _expect_nothing_left(ctx, native, steps, before, "introspection changed what the model predicts (a mode or "
                          "hook left behind?)")
-    return f"nothing attached after {len(steps)} introspection calls (2 failing, 1 abandoned); predictions unchanged"
+    return f"nothing attached after {len(steps)} introspection calls (3 failing, 2 abandoned); predictions unchanged"
 
 
 def _expect_nothing_left(ctx: KitContext, native: Any, steps: list[tuple[str, Callable[[], Any]]],
@@ -650,6 +720,8 @@ CHECKS: tuple[Check, ...] = (
           Capability.INTROSPECT, check_filters_layout),
     Check("feature_maps_layout", "feature_maps() gives (N, H, W, C) float32 per layer, equal to a reference",
           Capability.INTROSPECT, check_feature_maps_layout),
+    Check("channel_summaries", "channel_summaries() gives each image's maximum, its first position and the mean "
+          "per channel, equal to those of feature_maps()", Capability.INTROSPECT, check_channel_summaries),
     Check("introspection_cleanup", "no hook or helper left attached after introspection, even when it fails",
           Capability.INTROSPECT, check_introspection_cleanup),
     Check("gradients_finite_difference", "value_and_grad values equal predict/feature_maps, input gradients equal "
