@@ -171,3 +171,30 @@ def test_bad_input(model, images):
         dataset_examples(model, images, labels=np.full(len(images), 7))
     with pytest.raises(fl.InputError, match="expected images"):
         dataset_examples(model, images[:, :8])
+
+
+def test_a_layer_asked_for_twice_is_counted_once(model, images):
+    found = dataset_examples(model, images, ["block1_conv1", "block1_conv1"], top=3)["block1_conv1"]
+    indices, _ = brute_force(model, images, found.measured_at, 3)
+    np.testing.assert_array_equal(found.indices, indices)
+
+
+def test_channels_whose_maximum_is_minus_infinity_are_ranked_and_located():
+    class LogOfRelu(torch.nn.Module):  # log(0) = -inf: a channel silent on an image has maximum -inf
+        def forward(self, x):
+            return torch.log(x)
+
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), LogOfRelu(),
+                              torch.nn.Flatten(), torch.nn.Linear(6 * 8 * 8, 3)).eval()
+    with torch.no_grad():
+        net[0].bias.copy_(torch.tensor([-1.0, -1.5, -2.0, 0.0, -1.2, -1.8]))
+    wrapped = fl.wrap(net, input_shape=(8, 8, 3), normalization=NORM)
+    pictures = np.random.default_rng(2).integers(0, 256, (20, 8, 8, 3)).astype(np.uint8)
+    maxima = wrapped.feature_maps(pictures, "2")["2"].max(axis=(1, 2))
+    assert np.isneginf(maxima).any() and np.isfinite(maxima).any()  # the case this test is about
+    for batch_size in (3, 20):
+        found = dataset_examples(wrapped, pictures, "2", top=5, batch_size=batch_size)["2"]
+        indices, values = brute_force(wrapped, pictures, "2", 5)
+        np.testing.assert_array_equal(found.indices, indices)
+        np.testing.assert_array_equal(found.values, values)

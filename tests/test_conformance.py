@@ -118,18 +118,30 @@ def test_wrong_channel_summaries_fail_their_check(change, said):
     assert said in message["channel_summaries"]
 
 
+def _leave_out_everything(s, floor):
+    return ChannelSummary(s.maxima, s.means, np.full_like(s.positions, -1))
+
+
+def _clamp_to_the_floor(s, floor):
+    below = s.maxima <= floor
+    return ChannelSummary(np.where(below, floor, s.maxima).astype(np.float32), s.means,
+                          np.where(below[..., None], -1, s.positions))
+
+
 @pytest.mark.torch
-def test_leaving_out_positions_above_the_floors_fails_the_summaries_check():
+@pytest.mark.parametrize(("change", "said"), [(_leave_out_everything, "above its floor"),
+                                              (_clamp_to_the_floor, "maxima (with floors) differ")],
+                         ids=["positions-left-out", "maxima-clamped"])
+def test_wrong_summaries_under_floors_fail_the_summaries_check(change, said):
     base = type(get_backend("torch"))
 
     def channel_summaries(self, native, images, layers, batch_size=64, floors=None):
         for batch in base.channel_summaries(self, native, images, layers, batch_size, floors):
-            yield {name: s if floors is None else ChannelSummary(s.maxima, s.means, np.full_like(s.positions, -1))
-                   for name, s in batch.items()}
+            yield {name: s if floors is None else change(s, floors[name]) for name, s in batch.items()}
 
     message = failures(testing.check_backend(_torch_subclass(channel_summaries=channel_summaries),
                                              only=["channel_summaries"]))["channel_summaries"]
-    assert "above its floor" in message
+    assert said in message
 
 
 @pytest.mark.torch

@@ -557,6 +557,32 @@ def test_every_modules_own_mode_is_given_back(shared):
     net.eval()
 
 
+def test_modes_come_back_through_the_models_own_train_even_after_a_failure():
+    class Fused(nn.Module):  # re-parameterised models fuse branches in eval() and unfuse in train()
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.switches = []
+
+        def train(self, mode=True):
+            self.switches.append(mode)
+            return super().train(mode)
+
+        def forward(self, x):
+            if x.shape[-1] != 8:
+                raise RuntimeError("only 8 x 8 images")
+            return self.conv(x).mean((2, 3))
+
+    net = Fused().train()
+    m = fl.wrap(net, input_shape=(8, 8, 3))
+    net.switches.clear()
+    m.predict(images(2, 8))
+    assert net.switches == [False, True] and net.training and net.conv.training
+    with pytest.raises(RuntimeError, match="only 8 x 8"):
+        m.backend.predict(net, images(2, 6))
+    assert net.switches[-1] is True and net.training and net.conv.training
+
+
 # -- hooks never stay behind ---------------------------------------------------------------------------
 
 def test_no_hook_is_left_after_failures(shared):

@@ -144,6 +144,7 @@ def to_host(recorded: Mapping[str, tuple[torch.Tensor, bool] | None]) -> dict[st
     host memory from torch's caching host allocator (reused batch after batch, once the arrays
     handed out are gone), and the stream is synchronised once, after the last copy. Pageable
     copies, one blocking call per layer into freshly faulted memory, cost several times that.
+    Floating-point tensors arrive as float32; others (indices) keep their dtype.
     """
     staged: dict[str, torch.Tensor | None] = {}
     stream = None
@@ -155,8 +156,9 @@ def to_host(recorded: Mapping[str, tuple[torch.Tensor, bool] | None]) -> dict[st
         out = tensor.detach()
         if out.dim() == 4 and not channels_last:
             out = out.permute(0, 2, 3, 1)
-        out = out.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-        host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+        dtype = torch.float32 if out.is_floating_point() else out.dtype
+        out = out.to(dtype=dtype, memory_format=torch.contiguous_format)
+        host = torch.empty(out.shape, dtype=dtype, pin_memory=True)
         host.copy_(out, non_blocking=True)
         staged[name] = host
         stream = torch.cuda.current_stream(out.device)
@@ -507,7 +509,9 @@ def _summary_on_cpu(name: str, output: torch.Tensor, channels_last: bool,
     values, top = flat.numpy(), maxima.numpy()
     positions = np.full((*top.shape, 2), UNLOCATED, np.int64)
     floor = floors.get(name)
-    wanted = np.ones(top.shape, bool) if floor is None else top > floor
+    # Above the floor; and every position while a channel's list is not full (floor -inf), where
+    # even an image whose maximum is -inf enters.
+    wanted = np.ones(top.shape, bool) if floor is None else (top > floor) | np.isneginf(floor)
     if wanted.mean() > 0.25:  # most pairs: one argmax over everything beats gathering rows first
         positions[wanted] = flat_to_yx(values.argmax(axis=2), _width(output, channels_last))[wanted]
     elif wanted.any():
@@ -516,22 +520,28 @@ def _summary_on_cpu(name: str, output: torch.Tensor, channels_last: bool,
     return ChannelSummary(top, means.numpy(), positions)
 
 
-def _reduce_on_gpu(name: str, output: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, int]:
-    """Maxima, means and the flat index of every maximum (argmax gives the first), stacked on the
-    device: only 3 x n x C numbers per layer will cross to the host. Indices travel as float32,
-    exact below 2**24 positions."""
+def _reduce_on_device(name: str, output: torch.Tensor, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Maxima and means stacked, and the flat index of every maximum (argmax gives the first), all on
+    the device: only 3 x n x C numbers per layer will cross to the host."""
     flat, maxima, means = _reduce(name, output, channels_last)
-    return torch.stack([maxima, means, flat.argmax(dim=2).to(torch.float32)]), _width(output, channels_last)
+    return torch.stack([maxima, means]), flat.argmax(dim=2), _width(output, channels_last)
 
 
-def _summaries_from_gpu(reduced: Mapping[str, tuple[torch.Tensor, int]]) -> dict[str, ChannelSummary]:
-    """One pinned copy per layer, one wait for all (:func:`to_host`)."""
-    hosts = to_host({name: (stacked, False) for name, (stacked, _) in reduced.items()})
+def _summaries_from_device(reduced: Mapping[str, tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, ChannelSummary]:
+    """On CUDA one pinned copy per array and one wait for all (:func:`to_host`); elsewhere (MPS ...)
+    plain copies."""
+    if all(values.device.type == "cuda" for values, _, _ in reduced.values()):
+        hosts = to_host({f"{kind}:{name}": (tensor, False) for name, (values, where, _) in reduced.items()
+                         for kind, tensor in (("values", values), ("where", where))})
+    else:
+        hosts = {f"{kind}:{name}": tensor.float().cpu().numpy() if kind == "values" else tensor.cpu().numpy()
+                 for name, (values, where, _) in reduced.items() for kind, tensor in (("values", values),
+                                                                                      ("where", where))}
     summaries = {}
-    for name, (_, width) in reduced.items():
-        host = hosts[name]
-        assert host is not None
-        summaries[name] = ChannelSummary(host[0], host[1], flat_to_yx(host[2].astype(np.int64), width))
+    for name, (_, _, width) in reduced.items():
+        values, where = hosts[f"values:{name}"], hosts[f"where:{name}"]
+        assert values is not None and where is not None
+        summaries[name] = ChannelSummary(values[0], values[1], flat_to_yx(where, width))
     return summaries
 
 
@@ -539,20 +549,20 @@ def channel_summaries(net: nn.Module, images: np.ndarray, names: list[str], batc
                       floors: Mapping[str, np.ndarray] | None = None) -> Iterator[dict[str, ChannelSummary]]:
     """``{layer: ChannelSummary}`` per batch (see the contract). Each layer's output is reduced in its
     hook, the moment it is computed, so no map outlives its place in the forward pass (and nothing
-    done in place afterwards can change what was read)."""
+    done in place afterwards can change what was read). On an accelerator every position is found
+    there (``floors`` save nothing on a device that does argmax in parallel)."""
     targets: list[Target] = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
-    on_gpu = module_device(net).type == "cuda"
+    device = module_device(net)
     for start in range(0, len(images), batch_size):
-        x = to_tensor(images[start:start + batch_size], module_device(net))
-        if on_gpu:
-            result = _capture(net, targets, x, _reduce_on_gpu, stop_early=True, in_hook=True)
+        x = to_tensor(images[start:start + batch_size], device)
+        if device.type != "cpu":
+            result = _capture(net, targets, x, _reduce_on_device, stop_early=True, in_hook=True)
+            require_outputs(net, names, result, "channel summaries")
+            yield _summaries_from_device({name: result.outputs[name] for name in names})
         else:
             result = _capture(net, targets, x, functools.partial(_summary_on_cpu, floors=dict(floors or {})),
                               stop_early=True, in_hook=True)
-        require_outputs(net, names, result, "channel summaries")
-        if on_gpu:
-            yield _summaries_from_gpu({name: result.outputs[name] for name in names})
-        else:
+            require_outputs(net, names, result, "channel summaries")
             yield {name: result.outputs[name] for name in names}
 
 

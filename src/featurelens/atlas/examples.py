@@ -143,7 +143,8 @@ def measured_layer(infos: Sequence[LayerInfo], layer: str) -> str:
 
 
 class _TopK:
-    """A running top-k per channel, exact and independent of the order batches arrive in."""
+    """A running top-k per channel, exact. Batches arrive in image order: a later image loses every
+    tie, so only maxima above the current k-th best (the floor) need a position."""
 
     def __init__(self, channels: int, k: int) -> None:
         self.values = np.full((channels, k), -np.inf, np.float32)
@@ -155,9 +156,10 @@ class _TopK:
         maxima = summary.maxima
         n = maxima.shape[0]
         k = self.values.shape[1]
-        # Only channels where some image beats the current k-th best (ties lose: a higher index)
-        # take part; once the lists fill up that is a few channels per batch.
-        rows = np.flatnonzero((maxima > self.values[:, -1]).any(axis=0))
+        # Only channels whose list is not full yet (where even a maximum of -inf enters) or where
+        # some image beats the current k-th best (ties lose: a higher index) take part; once the
+        # lists fill up that is a few channels per batch.
+        rows = np.flatnonzero((maxima > self.values[:, -1]).any(axis=0) | (self.indices[:, -1] < 0))
         if rows.size == 0:
             return
         scores = maxima.T[rows]  # (R, n)
@@ -240,7 +242,7 @@ def dataset_examples(model: Model, images: np.ndarray, layers: str | Sequence[st
         if not wanted:
             raise InputError("the model has no conv layer (kind conv2d); pass layers= with spatial layers")
     else:
-        wanted = [layers] if isinstance(layers, str) else list(layers)
+        wanted = [layers] if isinstance(layers, str) else list(dict.fromkeys(layers))  # each layer once
     names = [info.name for info in infos]
     for name in wanted:
         if name not in names:

@@ -239,9 +239,10 @@ class Backend(abc.ABC):
         """Yield, batch by batch, ``{layer: ChannelSummary}``: each image's maximum, its position
         and the mean per channel of ``layers``' (n, H, W, C) maps, for normalized NHWC images.
 
-        ``floors`` (per layer, a (C,) array, read as each batch runs; the caller may update it
-        between batches): positions are needed only for maxima above their channel's floor, and
-        may be ``(-1, -1)`` elsewhere. Optional: this default reduces :meth:`feature_maps` in
+        The dict has the layers in the order asked. ``floors`` (per layer, a (C,) array, read as
+        each batch runs; the caller may raise it between batches): positions are needed only for
+        maxima above their channel's floor (every one where the floor is ``-inf``), and may be
+        ``(-1, -1)`` elsewhere. Optional: this default reduces :meth:`feature_maps` in
         numpy and gives every position. Override it to reduce each layer's output where and when it
         is computed (framework kernels; nothing held until the pass ends; on a GPU, only the
         summaries copied to the host), with the same results: maxima exactly those of

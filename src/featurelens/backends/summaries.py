@@ -34,7 +34,8 @@ class ChannelSummary:
     - ``maxima`` (n, C) float32: each image's largest activation per channel;
     - ``means`` (n, C) float32: the mean over positions;
     - ``positions`` (n, C, 2) int64: the (y, x) of each maximum, the first in row-major order, or
-      ``(-1, -1)`` where the maximum is at or below the channel's floor and was not looked up.
+      ``(-1, -1)`` where the maximum is at or below the channel's floor (a finite one) and was not
+      looked up.
     """
 
     maxima: np.ndarray

@@ -313,61 +313,64 @@ def check_channel_summaries(ctx: KitContext) -> str:
     # the position must then be the first maximum in row-major order.
     images = np.concatenate([ctx.images, np.full((1, *ctx.images.shape[1:]), 0.5, np.float32)])
     layers = ["block2_relu1", "block1_conv2", "block1_relu1"]
-    batches = list(ctx.backend.channel_summaries(native, images, layers, batch_size=3))
-    expect(len(batches) == 3, f"8 images with batch_size=3 gave {len(batches)} batches of summaries, expected 3")
     maps = {name: np.concatenate([b[name] for b in ctx.backend.feature_maps(native, images, layers, 3)])
             for name in layers}
+    # Floors: the middle image's maximum (so some maxima sit exactly on it), -inf for channel 0.
+    floors = {}
     for name in layers:
+        floor = np.sort(maps[name].max(axis=(1, 2)), axis=0)[len(images) // 2].astype(np.float32)
+        floor[0] = -np.inf
+        floors[name] = floor
+    for given in (None, floors):
+        batches = list(ctx.backend.channel_summaries(native, images, layers, 3, given))
+        expect(len(batches) == 3, f"8 images with batch_size=3 gave {len(batches)} batches of summaries, expected 3")
         expect(all(list(b) == layers for b in batches), f"channel_summaries({layers}) gave the layers "
-               f"{list(batches[0])}")
-        want = maps[name]
-        n, h, w, c = want.shape
-        parts = [b[name] for b in batches]
-        for part in parts:
-            expect(isinstance(part, ChannelSummary), f"{name}: channel_summaries must yield ChannelSummary "
-                   f"objects, got {type(part).__name__}")
-            expect(part.maxima.dtype == np.float32 and part.means.dtype == np.float32,
-                   f"{name}: maxima and means must be float32")
-        maxima = np.concatenate([p.maxima for p in parts])
-        means = np.concatenate([p.means for p in parts])
-        expect(maxima.shape == (n, c) and means.shape == (n, c),
-               f"{name}: maxima {maxima.shape} and means {means.shape}, expected (n, C) = {(n, c)}")
-        expect(np.array_equal(maxima, want.max(axis=(1, 2))),
-               f"{name}: maxima differ from the largest value of feature_maps() per image and channel")
-        exact = want.mean(axis=(1, 2), dtype=np.float64)
-        worst = float(np.max(np.abs(means - exact) / (np.abs(exact) + 1e-6)))
-        expect(worst <= 1e-5, f"{name}: means differ from the mean of feature_maps() by {worst:.3g} (relative; "
-               "tolerance 1e-5)")
-        positions = np.concatenate([p.positions for p in parts])
-        expect(positions.shape == (n, c, 2), f"{name}: positions of shape {positions.shape}, expected (n, C, 2)")
-        expect(not (positions == UNLOCATED).any(), f"{name}: without floors every position is required, some are "
-               "left out as (-1, -1)")
-        expect(np.array_equal(positions[..., 0] * w + positions[..., 1], want.reshape(n, h * w, c).argmax(axis=1)),
-               f"{name}: the position of a maximum is not the first maximum of feature_maps() in row-major (y, x) "
-               "order")
-    # With floors, the positions of maxima above them are required; the others may be left out.
-    floors = {name: np.median(maps[name].max(axis=(1, 2)), axis=0).astype(np.float32) for name in layers}
-    floored = list(ctx.backend.channel_summaries(native, images, layers, 3, floors))
-    for name in layers:
-        n, h, w, c = maps[name].shape
-        positions = np.concatenate([b[name].positions for b in floored])
-        expect(positions.shape == (n, c, 2) and positions.dtype == np.int64,
-               f"{name}: positions of shape {positions.shape} {positions.dtype}, expected (n, C, 2) int64")
-        first = maps[name].reshape(n, h * w, c).argmax(axis=1)
-        above = np.concatenate([b[name].maxima for b in floored]) > floors[name]
-        right = positions[..., 0] * w + positions[..., 1] == first
-        left_out = (positions == UNLOCATED).all(axis=-1)
-        expect(bool(right[above].all()), f"{name}: with floors, a maximum above its floor is not at the first "
-               "maximum of feature_maps()")
-        expect(bool((right | left_out)[~above].all()), f"{name}: with floors, a maximum at or below its floor must "
-               "be located correctly or left out as (-1, -1)")
+               f"{list(batches[0])}, not those asked for in that order")
+        for name in layers:
+            _expect_summary(name, [b[name] for b in batches], maps[name], None if given is None else given[name])
     _expect_error(lambda: list(ctx.backend.channel_summaries(native, images, ["nope"], 3)), LayerNotFoundError,
                   "channel summaries of an unknown layer")
     _expect_error(lambda: list(ctx.backend.channel_summaries(native, images, ["dense1"], 3)), InputError,
                   "channel summaries of a layer that is not spatial")
-    return (f"{len(layers)} layers in 3 batches: maxima equal those of feature_maps(), means within 1e-5, positions "
-            "the first maximum (ties included; with floors, above them); clear errors for unknown and non-spatial "
-            "layers")
+    return (f"{len(layers)} layers in 3 batches, with and without floors: maxima equal those of feature_maps(), "
+            "means within 1e-5, positions the first maximum (ties included; with floors, wherever above them); clear "
+            "errors for unknown and non-spatial layers")
+
+
+def _expect_summary(name: str, parts: list[Any], want: np.ndarray, floor: np.ndarray | None) -> None:
+    """One layer's summaries against its feature maps; with a floor, positions at or below it may be left out."""
+    n, h, w, c = want.shape
+    for part in parts:
+        expect(isinstance(part, ChannelSummary), f"{name}: channel_summaries must yield ChannelSummary objects, got "
+               f"{type(part).__name__}")
+        expect(part.maxima.dtype == np.float32 and part.means.dtype == np.float32 and part.positions.dtype == np.int64,
+               f"{name}: maxima and means must be float32, positions int64")
+    maxima, means = np.concatenate([p.maxima for p in parts]), np.concatenate([p.means for p in parts])
+    positions = np.concatenate([p.positions for p in parts])
+    expect(maxima.shape == (n, c) and means.shape == (n, c) and positions.shape == (n, c, 2),
+           f"{name}: maxima {maxima.shape}, means {means.shape} and positions {positions.shape}, expected (n, C) = "
+           f"{(n, c)} and (n, C, 2)")
+    with_floors = "" if floor is None else " (with floors)"
+    true_maxima = want.max(axis=(1, 2))
+    expect(np.array_equal(maxima, true_maxima),
+           f"{name}: maxima{with_floors} differ from the largest value of feature_maps() per image and channel")
+    exact = want.mean(axis=(1, 2), dtype=np.float64)
+    scale = np.abs(want).mean(axis=(1, 2), dtype=np.float64) + 1e-12  # float32 sums err relative to |values|
+    worst = float(np.max(np.abs(means - exact) / scale))
+    expect(worst <= 1e-5, f"{name}: means{with_floors} differ from the mean of feature_maps() by {worst:.3g} "
+           "(relative to the mean magnitude; tolerance 1e-5)")
+    right = positions[..., 0] * w + positions[..., 1] == want.reshape(n, h * w, c).argmax(axis=1)
+    left_out = (positions == UNLOCATED).all(axis=-1)
+    if floor is None:
+        expect(not left_out.any(), f"{name}: without floors every position is required, some are left out as (-1, -1)")
+        required = np.ones((n, c), bool)
+    else:
+        required = (true_maxima > floor) | np.isneginf(floor)
+    expect(bool(right[required].all()), f"{name}: the position of a maximum{with_floors} is not the first maximum of "
+           "feature_maps() in row-major (y, x) order" + ("" if floor is None else " (one above its floor, or with "
+                                                          "a floor of -inf)"))
+    expect(bool((right | left_out).all()), f"{name}: a maximum at or below its floor must be located correctly or "
+           "left out as (-1, -1)")
 
 
 def check_introspection_cleanup(ctx: KitContext) -> str:
