@@ -5,7 +5,8 @@
    bare forward pass over the same images in the same batches (normalize, make a tensor,
    ``net(x)`` under ``no_grad``). Alternating runs after a warm-up, median of ``--repeats``;
    target: dataset examples <= 1.3x the bare pass.
-2. Peak extra memory: in a fresh child process per case, the resident-set high-water mark
+2. A cProfile of one examples pass (slower under the profiler): the functions with the most own time.
+3. Peak extra memory: in a fresh child process per case, the resident-set high-water mark
    (``VmHWM``, reset through ``/proc/self/clear_refs``) above the resident size just before the
    call, for the bare pass and for dataset examples, over the test images and over the 50,000
    training images; target: under 100 MB, whatever the number of images. Each case runs twice:
@@ -22,12 +23,15 @@
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,6 +62,18 @@ def bare_pass(model: fl.SpecModel, images: np.ndarray, batch: int) -> None:
 
 def examples(model: fl.SpecModel, images: np.ndarray, labels: np.ndarray, batch: int) -> None:
     dataset_examples(model, images, top=9, labels=labels, batch_size=batch)
+
+
+def profile(model: fl.SpecModel, images: np.ndarray, labels: np.ndarray, batch: int, top: int = 15) -> dict:
+    """Where one examples pass spends its time (cProfile, which slows it down): the functions with the
+    most time of their own."""
+    profiler = cProfile.Profile()
+    profiler.runcall(examples, model, images, labels, batch)
+    stats = pstats.Stats(profiler)
+    rows = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:top]  # type: ignore[attr-defined]
+    return {"total_s": stats.total_tt,  # type: ignore[attr-defined]
+            "own_time_s": {f"{Path(file).name}:{line}({name})": round(tt, 3)
+                           for (file, line, name), (_, _, tt, _, _) in rows}}
 
 
 def _status(field: str) -> int:
@@ -130,6 +146,7 @@ def main() -> None:
                       "per-class statistics) vs a bare forward pass, CIFAR-10 test images",
               "images": len(images), "batch": args.batch, "repeats": args.repeats, "timing": timing,
               "memory": None if args.no_memory else memory(args.batch),
+              "profile": profile(model, images, labels, args.batch),
               "machine": machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads(),
                                       numpy=np.__version__)}
     report(result, args.out)
