@@ -464,13 +464,18 @@ def require_outputs(net: nn.Module, names: list[str], result: Any, what: str) ->
                          "layers that output tensors")
 
 
+def _called(net: nn.Module, names: list[str]) -> list[Target]:
+    """The targets of layer names: each name's module and which of its calls."""
+    return [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
+
+
 def feature_maps(net: nn.Module, images: np.ndarray, names: list[str] | None,
                  batch_size: int) -> Iterator[dict[str, np.ndarray]]:
     """``{layer: (n, H, W, C)}`` per batch. ``None``: every layer call that ran, in execution order."""
     if names is None:
         targets: list[Target] = [(n, m, None) for n, m in named_layers(net)]
     else:
-        targets = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
+        targets = _called(net, names)
     device = module_device(net)
     on_gpu = device.type == "cuda"
     for start in range(0, len(images), batch_size):
@@ -530,13 +535,12 @@ def _reduce_on_device(name: str, output: torch.Tensor, channels_last: bool) -> t
 def _summaries_from_device(reduced: Mapping[str, tuple[torch.Tensor, torch.Tensor, int]]) -> dict[str, ChannelSummary]:
     """On CUDA one pinned copy per array and one wait for all (:func:`to_host`); elsewhere (MPS ...)
     plain copies."""
-    if all(values.device.type == "cuda" for values, _, _ in reduced.values()):
-        hosts = to_host({f"{kind}:{name}": (tensor, False) for name, (values, where, _) in reduced.items()
-                         for kind, tensor in (("values", values), ("where", where))})
+    arrays = {f"{kind}:{name}": (tensor, False) for name, (values, where, _) in reduced.items()
+              for kind, tensor in (("values", values), ("where", where))}
+    if all(tensor.device.type == "cuda" for tensor, _ in arrays.values()):
+        hosts = to_host(arrays)
     else:
-        hosts = {f"{kind}:{name}": tensor.float().cpu().numpy() if kind == "values" else tensor.cpu().numpy()
-                 for name, (values, where, _) in reduced.items() for kind, tensor in (("values", values),
-                                                                                      ("where", where))}
+        hosts = {key: tensor.cpu().numpy() for key, (tensor, _) in arrays.items()}
     summaries = {}
     for name, (_, _, width) in reduced.items():
         values, where = hosts[f"values:{name}"], hosts[f"where:{name}"]
@@ -551,19 +555,16 @@ def channel_summaries(net: nn.Module, images: np.ndarray, names: list[str], batc
     hook, the moment it is computed, so no map outlives its place in the forward pass (and nothing
     done in place afterwards can change what was read). On an accelerator every position is found
     there (``floors`` save nothing on a device that does argmax in parallel)."""
-    targets: list[Target] = [(name, module, call) for name, (_, module, call) in ((n, find(net, n)) for n in names)]
+    targets = _called(net, names)
     device = module_device(net)
+    on_device = device.type != "cpu"
     for start in range(0, len(images), batch_size):
         x = to_tensor(images[start:start + batch_size], device)
-        if device.type != "cpu":
-            result = _capture(net, targets, x, _reduce_on_device, stop_early=True, in_hook=True)
-            require_outputs(net, names, result, "channel summaries")
-            yield _summaries_from_device({name: result.outputs[name] for name in names})
-        else:
-            result = _capture(net, targets, x, functools.partial(_summary_on_cpu, floors=dict(floors or {})),
-                              stop_early=True, in_hook=True)
-            require_outputs(net, names, result, "channel summaries")
-            yield {name: result.outputs[name] for name in names}
+        reduce = _reduce_on_device if on_device else functools.partial(_summary_on_cpu, floors=floors or {})
+        result = _capture(net, targets, x, reduce, stop_early=True, in_hook=True)
+        require_outputs(net, names, result, "channel summaries")
+        outputs = {name: result.outputs[name] for name in names}
+        yield _summaries_from_device(outputs) if on_device else outputs
 
 
 def _how_often(net: nn.Module, silent: list[str], result: Capture) -> str:

@@ -140,9 +140,7 @@ class Model:
                           batch_size: int = 256) -> Iterator[dict[str, np.ndarray]]:
         """Yield ``{layer: (n, H, W, C)}`` batch by batch: memory stays bounded for any N."""
         self.backend.require(Capability.INTROSPECT, "compute feature maps")
-        images = self.check_images(images)
-        for start in range(0, len(images), batch_size):
-            chunk = self.normalization.apply(images[start:start + batch_size])
+        for chunk in self._normalized_batches(images, batch_size):
             yield from self.backend.feature_maps(self.native, chunk, layers, batch_size)
 
     def iter_channel_summaries(self, images: np.ndarray, layers: list[str], batch_size: int = 64,
@@ -154,10 +152,14 @@ class Model:
         as it goes): positions are only looked up for maxima above them (``(-1, -1)`` elsewhere).
         """
         self.backend.require(Capability.INTROSPECT, "summarize feature maps")
+        for chunk in self._normalized_batches(images, batch_size):
+            yield from self.backend.channel_summaries(self.native, chunk, layers, batch_size, floors)
+
+    def _normalized_batches(self, images: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+        """``images`` checked, then normalized ``batch_size`` at a time (only one batch in memory)."""
         images = self.check_images(images)
         for start in range(0, len(images), batch_size):
-            chunk = self.normalization.apply(images[start:start + batch_size])
-            yield from self.backend.channel_summaries(self.native, chunk, layers, batch_size, floors)
+            yield self.normalization.apply(images[start:start + batch_size])
 
     def feature_maps(self, images: np.ndarray, layers: list[str] | str | None = None,
                      batch_size: int = 256) -> dict[str, np.ndarray]:

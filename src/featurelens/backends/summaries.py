@@ -43,8 +43,9 @@ class ChannelSummary:
     positions: np.ndarray
 
     @classmethod
-    def of_maps(cls, maps: np.ndarray, floor: np.ndarray | None = None) -> ChannelSummary:
-        """Everything from (n, H, W, C) maps in numpy (every position: ``floor`` saves nothing here).
+    def of_maps(cls, maps: np.ndarray) -> ChannelSummary:
+        """Everything from (n, H, W, C) maps in numpy, every position included (the argmax is needed
+        for the maxima anyway).
 
         An argmax then a gather beats numpy's ``max`` on short rows, and the mean is a product with a
         constant vector (BLAS); both run over each channel's positions where they are contiguous
